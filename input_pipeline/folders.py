@@ -1,0 +1,121 @@
+"""Class-per-subfolder image data sets (StarGAN's RaFD layout) as a grain random-access source.
+
+Scanning checks the layout up front, so an empty or mis-arranged data set stops the run before
+training with an error naming the path and the layout expected. Items are cheap records (path,
+label); decoding happens later in a grain map (`decode_record`), where one unreadable file is
+logged and marked invalid instead of killing the run.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import logging
+import numpy as np
+
+from input_pipeline import decoding
+
+EXPECTED_FOLDER_LAYOUT = (
+    'root/<class_name>/*.{jpg,jpeg,png,bmp,webp} (one subfolder per class, as StarGAN\'s RaFD '
+    'layout)')
+
+
+class DatasetLayoutError(ValueError):
+  """The data set folder is missing, empty or not laid out as EXPECTED_FOLDER_LAYOUT."""
+
+
+def _layout_error(problem: str) -> DatasetLayoutError:
+  return DatasetLayoutError(f'{problem}. Expected layout: {EXPECTED_FOLDER_LAYOUT}')
+
+
+def _is_image_file(path: str, name: str) -> bool:
+  return (not name.startswith('.') and name.lower().endswith(decoding.IMAGE_EXTENSIONS)
+          and os.path.isfile(path))
+
+
+def _list_visible(folder: str) -> list[str]:
+  return sorted(name for name in os.listdir(folder) if not name.startswith('.'))
+
+
+def scan_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
+  """Lists root/<class>/<image> files.
+
+  Returns (class names sorted, [(file path, class index)] sorted by class then file name).
+  Hidden entries (names starting with '.') and files without an image extension (matched
+  case-insensitively) are ignored; class folders are not searched recursively. Raises
+  DatasetLayoutError, naming the offending path(s), when root is missing or not a directory,
+  has no class subfolders, or has class folders without image files.
+  """
+  root = os.fspath(root)
+  if not os.path.exists(root):
+    raise _layout_error(f'data set root {root!r} does not exist')
+  if not os.path.isdir(root):
+    raise _layout_error(f'data set root {root!r} is not a directory')
+
+  entries = _list_visible(root)
+  class_names = [n for n in entries if os.path.isdir(os.path.join(root, n))]
+  loose_images = [n for n in entries if _is_image_file(os.path.join(root, n), n)]
+  if not class_names:
+    if loose_images:
+      raise _layout_error(
+          f'data set root {root!r} has {len(loose_images)} image files directly in it (e.g. '
+          f'{loose_images[0]!r}) but no class subfolders; move them into root/<class_name>/')
+    raise _layout_error(f'data set root {root!r} has no class subfolders')
+  if loose_images:
+    logging.warning('Ignoring %d image files directly in data set root %s (e.g. %s); only '
+                    'images inside class subfolders are used.', len(loose_images), root,
+                    loose_images[0])
+
+  files, empty = [], []
+  for label, name in enumerate(class_names):
+    folder = os.path.join(root, name)
+    images = [os.path.join(folder, f) for f in _list_visible(folder)
+              if _is_image_file(os.path.join(folder, f), f)]
+    if not images:
+      empty.append(folder)
+    files.extend((path, label) for path in images)
+  if empty:
+    raise _layout_error('class folder(s) with no image files ('
+                        f'{"/".join(decoding.IMAGE_EXTENSIONS)}): {", ".join(empty)}')
+  return class_names, files
+
+
+class ImageFolderSource:
+  """grain-compatible random-access source over root/<class>/*; items are cheap records.
+
+  Holds only the file list (strings and an int32 array), so it pickles cheaply into grain
+  worker processes; decoding happens in a map (`decode_record`).
+  """
+
+  def __init__(self, root: str):
+    self.root = os.fspath(root)
+    class_names, files = scan_image_folder(self.root)
+    self.class_names = tuple(class_names)
+    self._paths = [path for path, _ in files]
+    self._labels = np.array([label for _, label in files], dtype=np.int32)
+
+  def __len__(self) -> int:
+    return len(self._paths)
+
+  def __getitem__(self, index) -> dict:
+    index = int(index)
+    return {'path': self._paths[index], 'label': self._labels[index]}
+
+  def __repr__(self) -> str:
+    return (f'ImageFolderSource(root={self.root!r}, {len(self)} images, '
+            f'{len(self.class_names)} classes)')
+
+
+def decode_record(record: dict, size: int) -> dict:
+  """{'path', 'label'} -> {'image': uint8 (size, size, 3), 'label': int32, 'valid': bool}.
+
+  An unreadable file is logged with its path and the reason and comes back as a zero image with
+  valid=False, for the pipeline to drop and count; the run goes on.
+  """
+  label = np.int32(record['label'])
+  try:
+    image, valid = decoding.load_image(record['path'], size), True
+  except decoding.DecodeError as e:
+    logging.warning('Skipping unreadable image: %s', e)  # e starts with the path
+    image, valid = np.zeros((size, size, 3), np.uint8), False
+  return {'image': image, 'label': label, 'valid': np.bool_(valid)}

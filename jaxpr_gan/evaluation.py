@@ -1,0 +1,145 @@
+"""Evaluation of a checkpoint: every test face translated to every class, scored against truth.
+
+On the synthetic faces the true answer of any translation can be rendered, so outputs are scored
+pixel-wise (L1, PSNR, SSIM) and by `improvement_rate`: over pairs whose source and target classes
+differ, the share whose output is closer (L1) to the truth than the unchanged input is.
+"""
+import functools
+import json
+import os
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from input_pipeline import pipeline
+from input_pipeline import synthetic
+from jaxpr_gan import checkpointing
+from jaxpr_gan import objectives
+from jaxpr_gan import training
+from jaxpr_gan import visualization
+from jaxpr_gan.metrics import image_quality
+from jaxpr_gan.objectives.conditional import to_float
+
+
+def restore_generator(config: ml_collections.ConfigDict, workdir: str, step: int | None = None):
+  """-> (objective, generator params, class names, step) from a run directory."""
+  ckpt = checkpointing.Checkpointer(workdir, max_to_keep=None, async_save=False)
+  steps = ckpt.all_steps()
+  if not steps:
+    raise FileNotFoundError(f'no checkpoint in {os.path.join(workdir, "checkpoints")}: train first '
+                            f'with python train.py --config ... --workdir {workdir}')
+  step = max(steps) if step is None else step
+  if step not in steps:
+    raise ValueError(f'no checkpoint for step {step} in {workdir}; saved steps: {sorted(steps)}')
+  class_names = ckpt.meta(step)['class_names']
+  objective = objectives.build(config, len(class_names))
+  abstract = jax.eval_shape(functools.partial(training.init_state, objective, config))
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  template = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
+                          abstract)
+  state, _ = ckpt.restore(step, template, with_data_iter=False)
+  ckpt.close()
+  return objective, training.generator_params(state), class_names, step
+
+
+def _pair_metrics(out: jnp.ndarray, truth: jnp.ndarray, inp: jnp.ndarray):
+  """Per-pair metrics of float [-1, 1] images, computed on [0, 1]."""
+  o, t, i = (out + 1) / 2, (truth + 1) / 2, (inp + 1) / 2
+  return {'l1': image_quality.l1(o, t), 'psnr': image_quality.psnr(o, t),
+          'ssim': image_quality.ssim(o, t), 'input_l1': image_quality.l1(i, t),
+          'input_psnr': image_quality.psnr(i, t), 'input_ssim': image_quality.ssim(i, t)}
+
+
+def _summary(per_pair: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float]:
+  m = {k: v[mask] for k, v in per_pair.items()}
+  finite_mean = lambda v: float(np.mean(np.minimum(v, 100.0)))  # identical pairs: PSNR capped
+  return {'paired_l1': float(np.mean(m['l1'])), 'psnr': finite_mean(m['psnr']),
+          'ssim': float(np.mean(m['ssim'])),
+          'improvement_rate': float(np.mean(m['l1'] < m['input_l1'])),
+          'input_as_output': {'paired_l1': float(np.mean(m['input_l1'])),
+                              'psnr': finite_mean(m['input_psnr']),
+                              'ssim': float(np.mean(m['input_ssim']))},
+          'num_pairs': int(mask.sum())}
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict:
+  """Writes <workdir>/eval/metrics.json and grid.png; returns the metrics."""
+  objective, g_params, class_names, step = restore_generator(config, workdir, step)
+  num_classes = len(class_names)
+  out_dir = os.path.join(workdir, 'eval')
+  os.makedirs(out_dir, exist_ok=True)
+  if config.data.source != 'synthetic':
+    source = pipeline.make_source(config.data, 'test')
+    faces = training.sample_inputs(config, source, config.eval.num_grid_faces)
+    grid = training.translation_grid(objective, g_params, faces, num_classes)
+    visualization.save_png(os.path.join(out_dir, 'grid.png'), grid)
+    report = {'step': step, 'note': 'no ground truth for a folder source: grid only'}
+  else:
+    translate = jax.jit(functools.partial(objective.translate, g_params))
+    report = evaluate_synthetic(config, translate, class_names, out_dir)
+    report['step'] = step
+  with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
+    json.dump(report, f, indent=1)
+  logging.info('Evaluation of step %d: %s', step, json.dumps(report))
+  return report
+
+
+def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names,
+                       out_dir: str) -> dict:
+  """Scores `translate(x in [-1, 1], target classes) -> images` on every test pair."""
+  data = config.data
+  num_classes = len(class_names)
+  render = functools.partial(synthetic.render_face, intensity=1.0, style=data.style,
+                             size=data.image_size)
+  ids = synthetic.identity_ids('test')
+  # Every test face (identity, source class) paired with every target class.
+  pairs = [(i, s, t) for i in ids for s in range(num_classes) for t in range(num_classes)]
+  faces = {(i, c): render(int(i), c) for i in ids for c in range(num_classes)}
+
+  @jax.jit
+  def score(inp, truth, target):
+    x, y = to_float(inp), to_float(truth)
+    return _pair_metrics(translate(x, target), y, x)
+
+  per_pair = {}
+  bs = config.eval.batch_size
+  for start in range(0, len(pairs), bs):
+    chunk = pairs[start:start + bs]
+    pad = bs - len(chunk)
+    chunk_p = chunk + [chunk[-1]] * pad  # one compiled shape
+    inp = np.stack([faces[(i, s)] for i, s, _ in chunk_p])
+    truth = np.stack([faces[(i, t)] for i, _, t in chunk_p])
+    target = np.array([t for _, _, t in chunk_p], np.int32)
+    m = jax.device_get(score(inp, truth, target))
+    for k, v in m.items():
+      per_pair.setdefault(k, []).append(v[:len(chunk)])
+  per_pair = {k: np.concatenate(v) for k, v in per_pair.items()}
+  src = np.array([s for _, s, _ in pairs])
+  tgt = np.array([t for _, _, t in pairs])
+  changed = src != tgt
+  report = dict(_summary(per_pair, changed), class_names=list(class_names))
+  report['same_class'] = _summary(per_pair, ~changed)
+  report['per_target'] = {name: _summary(per_pair, changed & (tgt == c))['improvement_rate']
+                          for c, name in enumerate(class_names)}
+  _write_grid(out_dir, translate, faces, ids, num_classes, config.eval.num_grid_faces)
+  return report
+
+
+def _write_grid(out_dir, translate, faces, ids, num_classes, count):
+  """Per face two rows: the input and its translations, then a blank and the rendered truths."""
+  chosen = [(ids[k], k % num_classes) for k in range(min(count, len(ids)))]
+  inputs = np.stack([faces[f] for f in chosen])
+  x = jnp.repeat(to_float(jnp.asarray(inputs)), num_classes, axis=0)
+  targets = jnp.tile(jnp.arange(num_classes), len(chosen))
+  out = visualization.to_uint8(translate(x, targets))
+  out = out.reshape(len(chosen), num_classes, *inputs.shape[1:])
+  blank = np.full_like(inputs[0], 255)
+  rows = []
+  for k, (i, _) in enumerate(chosen):
+    rows.append([inputs[k]] + list(out[k]))
+    rows.append([blank] + [faces[(i, t)] for t in range(num_classes)])
+  grid = visualization.image_grid(np.array(rows))
+  visualization.save_png(os.path.join(out_dir, 'grid.png'), grid, min_size=512)

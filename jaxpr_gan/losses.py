@@ -1,0 +1,48 @@
+"""Small pure loss functions. Objectives (jaxpr_gan/objectives) weight and compose them.
+
+Every function reduces to a scalar float32 mean over the batch, so losses are comparable across
+batch sizes and device counts.
+"""
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def wgan_critic(real_logits: jnp.ndarray, fake_logits: jnp.ndarray) -> jnp.ndarray:
+  """Wasserstein critic loss: E[D(fake)] - E[D(real)]."""
+  return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def wgan_generator(fake_logits: jnp.ndarray) -> jnp.ndarray:
+  """Wasserstein generator loss: -E[D(fake)]."""
+  return -jnp.mean(fake_logits)
+
+
+def gradient_penalty(critic: Callable[[jnp.ndarray], jnp.ndarray], real: jnp.ndarray,
+                     fake: jnp.ndarray, alpha: jnp.ndarray) -> jnp.ndarray:
+  """WGAN-GP (Gulrajani et al.): E[(||grad_x D(x_hat)||_2 - 1)^2] on x_hat = a*real + (1-a)*fake.
+
+  `critic` maps images to logits of any shape; as in StarGAN the gradient is that of their sum,
+  per sample, and `alpha` has shape (B, 1, 1, 1).
+  """
+  x_hat = alpha * real + (1.0 - alpha) * jax.lax.stop_gradient(fake)
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
+  norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1))
+  return jnp.mean(jnp.square(norms - 1.0))
+
+
+def softmax_cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  """Single-label classification (one expression per face), integer labels."""
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+def sigmoid_cross_entropy(logits: jnp.ndarray, targets: jnp.ndarray) -> jnp.ndarray:
+  """Multi-label classification (CelebA attributes): summed over labels, mean over the batch."""
+  return jnp.mean(jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1))
+
+
+def l1(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+  """Mean absolute error (reconstruction / cycle consistency)."""
+  return jnp.mean(jnp.abs(x - y))

@@ -1,0 +1,67 @@
+"""StarGAN networks (Choi et al. 2018), layer for layer as yunjey/stargan's model.py.
+
+G: 7x7 conv, `num_down` stride-2 4x4 convs, `num_res` residual blocks, `num_down` transposed
+4x4 convs, 7x7 conv + tanh; bias-free convs, InstanceNorm with affine parameters.
+D: `repeat_num` stride-2 4x4 convs with LeakyReLU(0.01), then a 3x3 source head (PatchGAN map)
+and a class head whose kernel covers the whole remaining map.
+"""
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxpr_gan import layers
+
+
+class Generator(nn.Module):
+  """Maps (image in [-1, 1], target-domain vector) to an image in [-1, 1]."""
+  conv_dim: int = 64
+  num_res: int = 6
+  num_down: int = 2
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, c: jnp.ndarray) -> jnp.ndarray:
+    d = self.dtype
+    h = layers.tile_condition(x, c).astype(d)
+    h = layers.conv(self.conv_dim, 7, 1, 3, use_bias=False, dtype=d)(h)
+    h = nn.relu(layers.instance_norm(dtype=d)(h))
+    ch = self.conv_dim
+    for _ in range(self.num_down):
+      ch *= 2
+      h = layers.conv(ch, 4, 2, 1, use_bias=False, dtype=d)(h)
+      h = nn.relu(layers.instance_norm(dtype=d)(h))
+    for _ in range(self.num_res):
+      h = layers.ResidualBlock(ch, dtype=d)(h)
+    for _ in range(self.num_down):
+      ch //= 2
+      h = layers.conv_transpose(ch, 4, 2, 1, use_bias=False, dtype=d)(h)
+      h = nn.relu(layers.instance_norm(dtype=d)(h))
+    h = layers.conv(3, 7, 1, 3, use_bias=False, dtype=d)(h)
+    return jnp.tanh(h).astype(jnp.float32)
+
+
+class Discriminator(nn.Module):
+  """Returns (source logits map (B, s, s, 1), class logits (B, num_classes))."""
+  image_size: int = 128
+  num_classes: int = 5
+  conv_dim: int = 64
+  repeat_num: int = 6
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    kernel = self.image_size // 2 ** self.repeat_num
+    if kernel < 1 or self.image_size % 2 ** self.repeat_num:
+      raise ValueError(f'image_size {self.image_size} must be a multiple of 2**repeat_num '
+                       f'(= {2 ** self.repeat_num}); lower d_repeat_num or change the size.')
+    d = self.dtype
+    h = x.astype(d)
+    ch = self.conv_dim
+    for i in range(self.repeat_num):
+      h = layers.conv(ch, 4, 2, 1, dtype=d)(h)
+      h = nn.leaky_relu(h, negative_slope=0.01)
+      if i < self.repeat_num - 1:
+        ch *= 2
+    out_src = layers.conv(1, 3, 1, 1, use_bias=False, dtype=d, name='src_head')(h)
+    out_cls = layers.conv(self.num_classes, kernel, 1, 0, use_bias=False, dtype=d,
+                          name='cls_head')(h)
+    return out_src.astype(jnp.float32), out_cls.reshape(x.shape[0], -1).astype(jnp.float32)

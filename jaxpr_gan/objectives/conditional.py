@@ -1,0 +1,82 @@
+"""Objectives of the label-conditioned family (StarGAN and its descendants).
+
+D: WGAN-GP + expression classification of real faces.
+G: adversarial + classification of the translated face + L1 reconstruction after translating back.
+Weights come from `config.loss`; the networks are any G(x, c) and D(x) -> (src, cls).
+"""
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxpr_gan import losses
+
+Params = Any
+
+
+def to_float(images: jnp.ndarray) -> jnp.ndarray:
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionalGAN:
+  """Networks and loss weights of a StarGAN-style model; all methods are pure."""
+  generator: nn.Module
+  discriminator: nn.Module
+  num_classes: int
+  lambda_cls: float = 1.0
+  lambda_rec: float = 10.0
+  lambda_gp: float = 10.0
+
+  def init(self, rng: jax.Array, images: jnp.ndarray) -> dict[str, Params]:
+    g_rng, d_rng = jax.random.split(rng)
+    x = to_float(images)
+    c = jnp.zeros((x.shape[0], self.num_classes), jnp.float32)
+    return {'g': self.generator.init(g_rng, x, c)['params'],
+            'd': self.discriminator.init(d_rng, x)['params']}
+
+  def translate(self, g_params: Params, x: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
+    """Float images in [-1, 1] and integer target classes -> translated images."""
+    c = jax.nn.one_hot(target, self.num_classes)
+    return self.generator.apply({'params': g_params}, x, c)
+
+  def _discriminate(self, d_params: Params, x: jnp.ndarray):
+    return self.discriminator.apply({'params': d_params}, x)
+
+  def _targets(self, rng: jax.Array, labels: jnp.ndarray) -> jnp.ndarray:
+    # StarGAN's choice: the batch's own labels, shuffled.
+    return jax.random.permutation(rng, labels)
+
+  def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
+             rng: jax.Array) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    perm_rng, alpha_rng = jax.random.split(rng)
+    x = to_float(batch['image'])
+    labels = batch['label']
+    fake = jax.lax.stop_gradient(
+        self.translate(g_params, x, self._targets(perm_rng, labels)))
+    real_src, real_cls = self._discriminate(d_params, x)
+    fake_src, _ = self._discriminate(d_params, fake)
+    alpha = jax.random.uniform(alpha_rng, (x.shape[0], 1, 1, 1))
+    adv = losses.wgan_critic(real_src, fake_src)
+    cls = losses.softmax_cross_entropy(real_cls, labels)
+    gp = losses.gradient_penalty(lambda z: self._discriminate(d_params, z)[0], x, fake, alpha)
+    total = adv + self.lambda_cls * cls + self.lambda_gp * gp
+    acc = jnp.mean(jnp.argmax(real_cls, -1) == labels)
+    return total, {'D/loss': total, 'D/adv': adv, 'D/cls': cls, 'D/gp': gp, 'D/cls_acc': acc}
+
+  def g_loss(self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray],
+             rng: jax.Array) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    x = to_float(batch['image'])
+    labels = batch['label']
+    targets = self._targets(rng, labels)
+    fake = self.translate(g_params, x, targets)
+    fake_src, fake_cls = self._discriminate(d_params, fake)
+    rec = self.translate(g_params, fake, labels)
+    adv = losses.wgan_generator(fake_src)
+    cls = losses.softmax_cross_entropy(fake_cls, targets)
+    rec_l1 = losses.l1(rec, x)
+    total = adv + self.lambda_cls * cls + self.lambda_rec * rec_l1
+    return total, {'G/loss': total, 'G/adv': adv, 'G/cls': cls, 'G/rec': rec_l1}

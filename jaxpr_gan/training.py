@@ -1,0 +1,251 @@
+"""Training: one state pytree, pure `d_step`/`g_step` compiled once over a device mesh, the loop.
+
+The loop only dispatches: batches go onto the mesh, steps run asynchronously, and metrics are
+fetched from the devices at log steps alone.
+"""
+import functools
+import json
+import os
+from typing import Any, Callable
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+import flax
+import jax
+import jax.numpy as jnp
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+import ml_collections
+import numpy as np
+import optax
+
+from input_pipeline import pipeline
+from input_pipeline import synthetic
+from jaxpr_gan import checkpointing
+from jaxpr_gan import objectives
+from jaxpr_gan import visualization
+from jaxpr_gan.objectives.conditional import to_float
+
+Metrics = dict[str, jax.Array]
+StepFn = Callable[[Any, dict[str, jax.Array], jax.Array], tuple[Any, Metrics]]
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array  # completed iterations (one D update each, a G update every n_critic)
+  params: dict[str, Any]  # {'g': ..., 'd': ...}
+  opt_state: dict[str, Any]
+  ema_params: Any  # EMA of params['g'], or {} when config.ema_decay == 0
+  rng: jax.Array  # raw uint32 key of the run; step keys are folded in from it
+
+
+def learning_rate(base_lr: float, step: jax.Array, num_steps: int, num_decay_steps: int):
+  """Constant, then linear decay to 0 over the last `num_decay_steps` iterations (StarGAN)."""
+  if num_decay_steps <= 0:
+    return jnp.asarray(base_lr, jnp.float32)
+  start = num_steps - num_decay_steps
+  frac = jnp.clip((step - start) / num_decay_steps, 0.0, 1.0)
+  return jnp.asarray(base_lr * (1.0 - frac), jnp.float32)
+
+
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over `devices` (default: every device of every process)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), ('data',), axis_types=(AxisType.Auto,), devices=devices)
+
+
+def _optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  # The learning rate is applied in the step, from the iteration count shared by G and D.
+  return optax.scale_by_adam(b1=config.optim.b1, b2=config.optim.b2, eps=1e-8)
+
+
+def init_state(objective, config: ml_collections.ConfigDict) -> TrainState:
+  """Fresh state; pure, so it can be jitted with output shardings or evaluated abstractly."""
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, run_rng = jax.random.split(rng)
+  size = config.data.image_size
+  params = objective.init(init_rng, jnp.zeros((1, size, size, 3), jnp.uint8))
+  tx = _optimizer(config)
+  ema = jax.tree.map(jnp.copy, params['g']) if config.ema_decay > 0 else {}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state={'g': tx.init(params['g']), 'd': tx.init(params['d'])},
+                    ema_params=ema, rng=run_rng)
+
+
+def _apply(tx, params, opt_state, grads, lr):
+  updates, opt_state = tx.update(grads, opt_state, params)
+  return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state
+
+
+def make_step_fns(objective, config: ml_collections.ConfigDict) -> tuple[StepFn, StepFn]:
+  """Pure (state, batch, rng) -> (state, metrics) for the critic and the generator update."""
+  tx = _optimizer(config)
+  schedule = functools.partial(learning_rate, num_steps=config.num_train_steps,
+                               num_decay_steps=config.optim.num_decay_steps)
+
+  def d_step(state: TrainState, batch, rng):
+    grad_fn = jax.value_and_grad(objective.d_loss, has_aux=True)
+    (_, metrics), grads = grad_fn(state.params['d'], state.params['g'], batch,
+                                  jax.random.fold_in(rng, 0))
+    lr = schedule(config.optim.d_lr, state.step)
+    d, d_opt = _apply(tx, state.params['d'], state.opt_state['d'], grads, lr)
+    metrics = dict(metrics, **{'D/lr': lr, 'D/grad_norm': optax.global_norm(grads)})
+    return state.replace(step=state.step + 1, params=dict(state.params, d=d),
+                         opt_state=dict(state.opt_state, d=d_opt)), metrics
+
+  def g_step(state: TrainState, batch, rng):
+    # Runs after the d_step of the same iteration, which already advanced state.step.
+    grad_fn = jax.value_and_grad(objective.g_loss, has_aux=True)
+    (_, metrics), grads = grad_fn(state.params['g'], state.params['d'], batch,
+                                  jax.random.fold_in(rng, 1))
+    lr = schedule(config.optim.g_lr, state.step - 1)
+    g, g_opt = _apply(tx, state.params['g'], state.opt_state['g'], grads, lr)
+    ema = state.ema_params
+    if config.ema_decay > 0:
+      ema = jax.tree.map(lambda e, p: config.ema_decay * e + (1.0 - config.ema_decay) * p, ema, g)
+    metrics = dict(metrics, **{'G/lr': lr, 'G/grad_norm': optax.global_norm(grads)})
+    return state.replace(params=dict(state.params, g=g), opt_state=dict(state.opt_state, g=g_opt),
+                         ema_params=ema), metrics
+
+  return d_step, g_step
+
+
+def compile_steps(objective, config, mesh, state_template):
+  """jit the steps once: batch sharded on 'data', state replicated and donated."""
+  replicated = NamedSharding(mesh, P())
+  data = NamedSharding(mesh, P('data'))
+  state_sharding = jax.tree.map(lambda _: replicated, state_template)
+  batch_sharding = {'image': data, 'label': data}
+  d_step, g_step = make_step_fns(objective, config)
+  jit = functools.partial(jax.jit, in_shardings=(state_sharding, batch_sharding, replicated),
+                          out_shardings=(state_sharding, replicated), donate_argnums=(0,))
+  return jit(d_step), jit(g_step), state_sharding, batch_sharding
+
+
+def generator_params(state: TrainState):
+  """The generator used for samples and evaluation: the EMA copy when there is one."""
+  return state.ema_params if jax.tree.leaves(state.ema_params) else state.params['g']
+
+
+def sample_inputs(config: ml_collections.ConfigDict, test_source, num_faces: int):
+  """Fixed test faces for sample grids: different identities, cycling through expressions."""
+  num_classes = len(test_source.class_names)
+  count = min(num_faces, len(test_source))
+  if isinstance(test_source, synthetic.SyntheticFaces):  # index = identity * classes + class
+    indices = [(k * num_classes + k % num_classes) % len(test_source) for k in range(count)]
+  else:
+    indices = np.linspace(0, len(test_source) - 1, count).astype(int).tolist()
+  to_example = pipeline._ToExample(config.data.image_size)  # pylint: disable=protected-access
+  examples = [to_example.map(test_source[i]) for i in indices]
+  return np.stack([e['image'] for e in examples if e['valid']])
+
+
+def translation_grid(objective, g_params, images: np.ndarray, num_classes: int) -> np.ndarray:
+  """Rows: input faces; columns: the input, then its translation to every class."""
+  x = to_float(jnp.asarray(images))
+  n = x.shape[0]
+  xs = jnp.repeat(x, num_classes, axis=0)
+  targets = jnp.tile(jnp.arange(num_classes), n)
+  out = jax.jit(objective.translate)(g_params, xs, targets).reshape(n, num_classes, *x.shape[1:])
+  cells = np.concatenate([np.asarray(images)[:, None], visualization.to_uint8(out)], axis=1)
+  return visualization.image_grid(cells)
+
+
+def _put_batch(batch: dict[str, np.ndarray], batch_sharding) -> dict[str, jax.Array]:
+  return {k: jax.make_array_from_process_local_data(batch_sharding[k], batch[k])
+          for k in batch_sharding}
+
+
+def _check_finite(step: int, metrics: dict[str, float]) -> None:
+  bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+  if bad:
+    raise FloatingPointError(
+        f'non-finite metrics at step {step}: {bad}. The last checkpoint before this step is '
+        'intact; lower the learning rate or check the data and resume.')
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainState:
+  """Trains `config.model` in `workdir`, resuming from its latest checkpoint; returns the state."""
+  mesh = make_mesh() if mesh is None else mesh
+  os.makedirs(workdir, exist_ok=True)
+  is_chief = jax.process_index() == 0
+  train_source = pipeline.make_source(config.data, 'train')
+  test_source = pipeline.make_source(config.data, 'test')
+  class_names = list(train_source.class_names)
+  num_classes = len(class_names)
+  objective = objectives.build(config, num_classes)
+
+  dataset = pipeline.create_train_dataset(config, train_source,
+                                          process_index=jax.process_index(),
+                                          process_count=jax.process_count())
+  data_iter = iter(dataset)
+
+  abstract_state = jax.eval_shape(functools.partial(init_state, objective, config))
+  d_step, g_step, state_sharding, batch_sharding = compile_steps(objective, config, mesh,
+                                                                 abstract_state)
+  ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints)
+  meta = {'class_names': class_names, 'config': config.to_dict()}
+  start = ckpt.latest_step()
+  if start is None:
+    state = jax.jit(functools.partial(init_state, objective, config),
+                    out_shardings=state_sharding)()
+    start = 0
+  else:
+    saved = ckpt.meta(start)
+    if saved.get('class_names') != class_names:
+      raise ValueError(f'{workdir} holds a run on classes {saved.get("class_names")} but the data '
+                       f'now has {class_names}; use a new --workdir.')
+    template = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                            abstract_state, state_sharding)
+    state, iter_state = ckpt.restore(start, template)
+    data_iter.set_state(iter_state)
+    logging.info('Resumed from %s at step %d.', workdir, start)
+  if is_chief:
+    with open(os.path.join(workdir, 'run.json'), 'w') as f:
+      json.dump(meta, f, indent=1)
+
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  if start == 0:
+    writer.write_hparams({k: v for k, v in config.to_dict().items()
+                          if isinstance(v, (int, float, str, bool))})
+  report = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps, writer=writer,
+                                           every_steps=config.log_every)
+  sample_images = sample_inputs(config, test_source, config.num_sample_faces)
+
+  sums, count, skipped = None, 0, 0
+  for step in range(start, config.num_train_steps):
+    with jax.profiler.StepTraceAnnotation('train', step_num=step):
+      host_batch = next(data_iter)
+      skipped += int(host_batch.pop('num_skipped'))
+      batch = _put_batch(host_batch, batch_sharding)
+      rng = jax.random.fold_in(state.rng, step)
+      state, metrics = d_step(state, batch, rng)
+      if (step + 1) % config.n_critic == 0:
+        state, g_metrics = g_step(state, batch, rng)
+        metrics = dict(metrics, **g_metrics)
+    # Sums of D metrics over every step and of G metrics over G steps, on device.
+    if sums is None:
+      sums, count = {k: v for k, v in metrics.items()}, {k: 1 for k in metrics}
+    else:
+      for k, v in metrics.items():
+        sums[k] = sums[k] + v if k in sums else v
+        count[k] = count.get(k, 0) + 1
+    done = step + 1
+    report(done)
+    last = done == config.num_train_steps
+    if done % config.log_every == 0 or last:
+      host = {k: float(v) / count[k] for k, v in jax.device_get(sums).items()}
+      _check_finite(done, host)
+      host['data/skipped_images'] = float(skipped)
+      writer.write_scalars(done, host)
+      sums, count = None, 0
+    if is_chief and (done % config.sample_every == 0 or last):
+      grid = translation_grid(objective, generator_params(state), sample_images, num_classes)
+      visualization.save_png(os.path.join(workdir, 'samples', f'step_{done:07d}.png'), grid)
+      writer.write_images(done, {'samples': grid[None]})
+    if done % config.checkpoint_every == 0 or last:
+      ckpt.save(done, state, data_iter.get_state(), meta)
+  ckpt.wait()
+  ckpt.close()
+  writer.flush()
+  return state

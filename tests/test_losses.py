@@ -1,0 +1,43 @@
+"""Losses on cases solvable by hand."""
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpr_gan import losses
+
+
+def test_gradient_penalty_linear_critic():
+  # D(x) = sum(w * x): grad = w everywhere, ||w|| = 0.75 * sqrt(16) = 3, so GP = (3 - 1)^2 = 4.
+  w = jnp.full((2, 2, 4), 0.75)
+  critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))
+  real = jnp.ones((5, 2, 2, 4))
+  fake = -jnp.ones((5, 2, 2, 4))
+  alpha = jnp.linspace(0, 1, 5).reshape(5, 1, 1, 1)
+  np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, alpha), 4.0, rtol=1e-6)
+
+
+def test_gradient_penalty_quadratic_critic():
+  # D(x) = 0.5 * ||x||^2 per sample: grad = x_hat = (2a - 1) * ones(8) for real=1, fake=-1,
+  # so ||grad|| = |2a - 1| * sqrt(8).
+  critic = lambda x: 0.5 * jnp.sum(x * x, axis=(1, 2, 3))
+  alpha = jnp.array([0.0, 0.25, 1.0]).reshape(3, 1, 1, 1)
+  real, fake = jnp.ones((3, 2, 2, 2)), -jnp.ones((3, 2, 2, 2))
+  norms = np.abs(2 * np.array([0.0, 0.25, 1.0]) - 1) * np.sqrt(8)
+  expected = np.mean((norms - 1) ** 2)
+  np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, alpha), expected,
+                             rtol=1e-6)
+
+
+def test_wgan_losses():
+  real, fake = jnp.array([1.0, 3.0]), jnp.array([-2.0, 0.0])
+  assert float(losses.wgan_critic(real, fake)) == -1.0 - 2.0
+  assert float(losses.wgan_generator(fake)) == 1.0
+
+
+def test_cross_entropies():
+  # Uniform logits over 4 classes: CE = log 4.
+  np.testing.assert_allclose(losses.softmax_cross_entropy(jnp.zeros((3, 4)), jnp.array([0, 1, 3])),
+                             np.log(4), rtol=1e-6)
+  # Two attributes with logit 0: BCE = 2 log 2 per sample.
+  np.testing.assert_allclose(losses.sigmoid_cross_entropy(jnp.zeros((2, 2)), jnp.ones((2, 2))),
+                             2 * np.log(2), rtol=1e-6)
+  assert float(losses.l1(jnp.zeros(4), jnp.array([1.0, -1.0, 2.0, 0.0]))) == 1.0

@@ -1,0 +1,23 @@
+"""Trains a model: python train.py --config configs/stargan.py:quick --workdir workdirs/quick"""
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from jaxpr_gan import checkpointing
+from jaxpr_gan import training
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Training configuration file.',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (checkpoints, logs, samples).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  checkpointing.quiet_orbax_logging()
+  training.train(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  app.run(main)
