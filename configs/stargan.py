@@ -53,9 +53,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict(dict(batch_size=64, num_grid_faces=10))
 
   if variant == 'quick':
-    c.num_train_steps = 4000
+    c.num_train_steps = 4500
     c.n_critic = 3
-    c.ema_decay = 0.999
+    c.ema_decay = 0.99
     c.data.image_size = 32
     c.data.num_workers = 1
     c.generator.update(conv_dim=16, num_res=3)
