@@ -35,7 +35,7 @@ def make_source(data: ml_collections.ConfigDict, split: str):
   raise ValueError(f"unknown config.data.source {data.source!r}: use 'synthetic' or 'folder'.")
 
 
-class _ToExample(grain.transforms.Map):
+class ToExample(grain.transforms.Map):
   """Any source record -> {'image': uint8 (S, S, 3), 'label': int32, 'valid': bool}."""
 
   def __init__(self, size: int):
@@ -104,7 +104,7 @@ def create_train_dataset(config: ml_collections.ConfigDict, source, *, process_i
   if len(ds) == 0:
     raise ValueError(f'process {process_index} has no training examples: the source holds '
                      f'{len(source)} for {process_count} processes.')
-  ds = ds.shuffle(seed=data.seed).repeat(None).map(_ToExample(data.image_size))
+  ds = ds.shuffle(seed=data.seed).repeat(None).map(ToExample(data.image_size))
   if data.random_flip:
     ds = ds.random_map(_RandomFlip(), seed=data.seed + 1)
   ds = ds.to_iter_dataset()

@@ -135,7 +135,7 @@ def sample_inputs(config: ml_collections.ConfigDict, test_source, num_faces: int
     indices = [(k * num_classes + k % num_classes) % len(test_source) for k in range(count)]
   else:
     indices = np.linspace(0, len(test_source) - 1, count).astype(int).tolist()
-  to_example = pipeline._ToExample(config.data.image_size)  # pylint: disable=protected-access
+  to_example = pipeline.ToExample(config.data.image_size)
   examples = [to_example.map(test_source[i]) for i in indices]
   return np.stack([e['image'] for e in examples if e['valid']])
 

@@ -14,7 +14,7 @@ import pytest
 from input_pipeline.decoding import DecodeError, decode_image, load_image
 from input_pipeline.folders import (EXPECTED_FOLDER_LAYOUT, DatasetLayoutError, ImageFolderSource,
                                     decode_record, scan_image_folder)
-import image_fixtures as fx
+from tests import image_fixtures as fx
 
 S = 40  # fixture size; decoding at the same size keeps flat colour regions exact
 
