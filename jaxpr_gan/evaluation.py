@@ -121,7 +121,9 @@ def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names
   tgt = np.array([t for _, _, t in pairs])
   changed = src != tgt
   report = dict(_summary(per_pair, changed), class_names=list(class_names))
-  report['same_class'] = _summary(per_pair, ~changed)
+  same = _summary(per_pair, ~changed)
+  same.pop('improvement_rate')  # the input is the truth there
+  report['same_class'] = same
   report['per_target'] = {name: _summary(per_pair, changed & (tgt == c))['improvement_rate']
                           for c, name in enumerate(class_names)}
   _write_grid(out_dir, translate, faces, ids, num_classes, config.eval.num_grid_faces)

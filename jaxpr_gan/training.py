@@ -212,7 +212,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
                                            every_steps=config.log_every)
   sample_images = sample_inputs(config, test_source, config.num_sample_faces)
 
-  sums, count, skipped = None, 0, 0
+  sums, count, skipped = {}, {}, 0  # skipped: undecodable files met by this process
   for step in range(start, config.num_train_steps):
     with jax.profiler.StepTraceAnnotation('train', step_num=step):
       host_batch = next(data_iter)
@@ -223,13 +223,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
       if (step + 1) % config.n_critic == 0:
         state, g_metrics = g_step(state, batch, rng)
         metrics = dict(metrics, **g_metrics)
-    # Sums of D metrics over every step and of G metrics over G steps, on device.
-    if sums is None:
-      sums, count = {k: v for k, v in metrics.items()}, {k: 1 for k in metrics}
-    else:
-      for k, v in metrics.items():
-        sums[k] = sums[k] + v if k in sums else v
-        count[k] = count.get(k, 0) + 1
+    # Sums of D metrics over every step and of G metrics over G steps, kept on device.
+    for k, v in metrics.items():
+      sums[k] = sums[k] + v if k in sums else v
+      count[k] = count.get(k, 0) + 1
     done = step + 1
     report(done)
     last = done == config.num_train_steps
@@ -238,7 +235,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
       _check_finite(done, host)
       host['data/skipped_images'] = float(skipped)
       writer.write_scalars(done, host)
-      sums, count = None, 0
+      sums, count = {}, {}
     if is_chief and (done % config.sample_every == 0 or last):
       grid = translation_grid(objective, generator_params(state), sample_images, num_classes)
       visualization.save_png(os.path.join(workdir, 'samples', f'step_{done:07d}.png'), grid)

@@ -41,3 +41,11 @@ def test_cross_entropies():
   np.testing.assert_allclose(losses.sigmoid_cross_entropy(jnp.zeros((2, 2)), jnp.ones((2, 2))),
                              2 * np.log(2), rtol=1e-6)
   assert float(losses.l1(jnp.zeros(4), jnp.array([1.0, -1.0, 2.0, 0.0]))) == 1.0
+
+
+def test_learning_rate_constant_then_linear_decay_to_zero():
+  from jaxpr_gan import training  # pylint: disable=g-import-not-at-top
+  lr = [float(training.learning_rate(1e-4, jnp.asarray(s), num_steps=10, num_decay_steps=4))
+        for s in (0, 6, 7, 8, 10)]
+  np.testing.assert_allclose(lr, [1e-4, 1e-4, 0.75e-4, 0.5e-4, 0.0], rtol=1e-6)
+  assert float(training.learning_rate(3e-4, jnp.asarray(5), 10, 0)) == np.float32(3e-4)
