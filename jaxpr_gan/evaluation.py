@@ -46,8 +46,12 @@ def restore_generator(config: ml_collections.ConfigDict, workdir: str, step: int
 
 
 def _pair_metrics(out: jnp.ndarray, truth: jnp.ndarray, inp: jnp.ndarray):
-  """Per-pair metrics of float [-1, 1] images, computed on [0, 1]."""
-  o, t, i = (out + 1) / 2, (truth + 1) / 2, (inp + 1) / 2
+  """Per-pair metrics of float [-1, 1] images, computed on [0, 1].
+
+  Outputs are clipped to the image range first, as when they are saved (models with an image
+  residual, such as SARGAN, are not bounded by their tanh).
+  """
+  o, t, i = (jnp.clip(out, -1, 1) + 1) / 2, (truth + 1) / 2, (inp + 1) / 2
   return {'l1': image_quality.l1(o, t), 'psnr': image_quality.psnr(o, t),
           'ssim': image_quality.ssim(o, t), 'input_l1': image_quality.l1(i, t),
           'input_psnr': image_quality.psnr(i, t), 'input_ssim': image_quality.ssim(i, t)}
