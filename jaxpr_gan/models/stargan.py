@@ -8,18 +8,28 @@ and a class head whose kernel covers the whole remaining map.
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxpr_gan import attention
 from jaxpr_gan import layers
 
 
 class Generator(nn.Module):
-  """Maps (image in [-1, 1], target-domain vector) to an image in [-1, 1]."""
+  """Maps (image in [-1, 1], target-domain vector) to an image.
+
+  `block` and `image_residual` make the descendants that only change the bottleneck and the
+  output: 'sarb' blocks and `image_residual=True` (output tanh(...) + x, not clamped) are SARGAN.
+  """
   conv_dim: int = 64
   num_res: int = 6
   num_down: int = 2
+  block: str = 'residual'  # 'residual' (StarGAN) | 'sarb' (SARGAN)
+  image_residual: bool = False
   dtype: layers.Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, c: jnp.ndarray) -> jnp.ndarray:
+    blocks = {'residual': layers.ResidualBlock, 'sarb': attention.SARB}
+    if self.block not in blocks:
+      raise ValueError(f'unknown block {self.block!r}: use one of {sorted(blocks)}.')
     d = self.dtype
     h = layers.tile_condition(x, c).astype(d)
     h = layers.conv(self.conv_dim, 7, 1, 3, use_bias=False, dtype=d)(h)
@@ -30,13 +40,14 @@ class Generator(nn.Module):
       h = layers.conv(ch, 4, 2, 1, use_bias=False, dtype=d)(h)
       h = nn.relu(layers.instance_norm(dtype=d)(h))
     for _ in range(self.num_res):
-      h = layers.ResidualBlock(ch, dtype=d)(h)
+      h = blocks[self.block](ch, dtype=d)(h)
     for _ in range(self.num_down):
       ch //= 2
       h = layers.conv_transpose(ch, 4, 2, 1, use_bias=False, dtype=d)(h)
       h = nn.relu(layers.instance_norm(dtype=d)(h))
-    h = layers.conv(3, 7, 1, 3, use_bias=False, dtype=d)(h)
-    return jnp.tanh(h).astype(jnp.float32)
+    h = layers.conv(3, 7, 1, 3, use_bias=False, dtype=d, name='to_rgb')(h)
+    y = jnp.tanh(h).astype(jnp.float32)
+    return y + x.astype(jnp.float32) if self.image_residual else y
 
 
 class Discriminator(nn.Module):

@@ -8,7 +8,7 @@ from jaxpr_gan.objectives import conditional
 CONDITIONAL_MODELS = ('stargan', 'sargan')
 
 
-def _generator(config: ml_collections.ConfigDict):
+def _generator(config: ml_collections.ConfigDict) -> stargan.Generator:
   g = config.generator
   if config.model == 'stargan':
     return stargan.Generator(conv_dim=g.conv_dim, num_res=g.num_res, num_down=g.num_down)
