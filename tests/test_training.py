@@ -101,6 +101,7 @@ def test_evaluation_of_identity_translation_scores_zero(tmp_path):
   report = evaluation.evaluate_synthetic(config, identity, ['neutral', 'happy', 'sad', 'angry',
                                                             'surprised'], str(tmp_path))
   assert report['improvement_rate'] == 0.0
+  assert report['psnr_improvement_rate'] == 0.0
   assert report['num_pairs'] == 50 * 5 * 4  # test identities x sources x other targets
   assert report['paired_l1'] == pytest.approx(report['input_as_output']['paired_l1'])
   assert report['same_class']['paired_l1'] == pytest.approx(0.0, abs=1e-6)  # float rounding
