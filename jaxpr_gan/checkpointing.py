@@ -43,7 +43,15 @@ class Checkpointer:
     items = {'state': ocp.args.StandardRestore(abstract)}
     if with_data_iter:
       items['data_iter'] = ocp.args.JsonRestore()
-    restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+    except ValueError as e:
+      if 'tree structures do not match' not in str(e) and 'shape' not in str(e):
+        raise
+      raise ValueError(
+          f'the checkpoint of step {step} in {self._manager.directory} does not fit this config '
+          '(other model, sizes or classes): pass the config the run was trained with; it is '
+          'saved in run.json beside checkpoints/.') from e
     return restored['state'], restored.get('data_iter') if with_data_iter else None
 
   def meta(self, step: int) -> dict:

@@ -82,7 +82,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
   if config.data.source != 'synthetic':
     source = pipeline.make_source(config.data, 'test')
     faces = training.sample_inputs(config, source, config.eval.num_grid_faces)
-    grid = training.translation_grid(objective, g_params, faces, num_classes)
+    grid = training.translation_grid(jax.jit(objective.translate), g_params, faces, num_classes)
     visualization.save_png(os.path.join(out_dir, 'grid.png'), grid)
     report = {'step': step, 'note': 'no ground truth for a folder source: grid only'}
   else:

@@ -140,13 +140,16 @@ def sample_inputs(config: ml_collections.ConfigDict, test_source, num_faces: int
   return np.stack([e['image'] for e in examples if e['valid']])
 
 
-def translation_grid(objective, g_params, images: np.ndarray, num_classes: int) -> np.ndarray:
-  """Rows: input faces; columns: the input, then its translation to every class."""
+def translation_grid(translate, g_params, images: np.ndarray, num_classes: int) -> np.ndarray:
+  """Rows: input faces; columns: the input, then its translation to every class.
+
+  `translate(g_params, x, targets)` is the objective's, jitted once by the caller.
+  """
   x = to_float(jnp.asarray(images))
   n = x.shape[0]
   xs = jnp.repeat(x, num_classes, axis=0)
   targets = jnp.tile(jnp.arange(num_classes), n)
-  out = jax.jit(objective.translate)(g_params, xs, targets).reshape(n, num_classes, *x.shape[1:])
+  out = translate(g_params, xs, targets).reshape(n, num_classes, *x.shape[1:])
   cells = np.concatenate([np.asarray(images)[:, None], visualization.to_uint8(out)], axis=1)
   return visualization.image_grid(cells)
 
@@ -211,6 +214,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
   report = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps, writer=writer,
                                            every_steps=config.log_every)
   sample_images = sample_inputs(config, test_source, config.num_sample_faces)
+  translate = jax.jit(objective.translate)
 
   sums, count, skipped = {}, {}, 0  # skipped: undecodable files met by this process
   for step in range(start, config.num_train_steps):
@@ -237,7 +241,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
       writer.write_scalars(done, host)
       sums, count = {}, {}
     if is_chief and (done % config.sample_every == 0 or last):
-      grid = translation_grid(objective, generator_params(state), sample_images, num_classes)
+      grid = translation_grid(translate, generator_params(state), sample_images, num_classes)
       visualization.save_png(os.path.join(workdir, 'samples', f'step_{done:07d}.png'), grid)
       writer.write_images(done, {'samples': grid[None]})
     if done % config.checkpoint_every == 0 or last:

@@ -124,3 +124,11 @@ def test_eval_restores_checkpoint_and_writes_report(uninterrupted):
 def test_eval_without_checkpoint_says_what_to_do(tmp_path):
   with pytest.raises(FileNotFoundError, match='train first'):
     evaluation.evaluate(_config(), str(tmp_path))
+
+
+def test_eval_with_another_config_says_which_config_to_use(uninterrupted):
+  workdir, _ = uninterrupted
+  config = _config()
+  config.generator.num_res = 2
+  with pytest.raises(ValueError, match='run.json'):
+    evaluation.evaluate(config, workdir)
