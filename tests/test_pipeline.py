@@ -36,7 +36,7 @@ def _expected_skips(source, seed, batch_size, num_batches, bad_paths):
 
 def bad_paths_of(source):
   return {source[i]['path'] for i in range(len(source))
-          if folders.decode_record(source[i], 8)['valid'] == False}  # noqa: E712
+          if not folders.decode_record(source[i], 8)['valid']}
 
 
 def test_mixed_folder_batches_good_images_and_counts_bad(tmp_path):
