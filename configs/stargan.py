@@ -50,7 +50,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.checkpoint_every = 10_000
   c.max_checkpoints = 3
   c.num_sample_faces = 8
-  c.eval = ml_collections.ConfigDict(dict(batch_size=64, num_grid_faces=10))
+  # num_identities: score the first N test identities only (0: all 50).
+  c.eval = ml_collections.ConfigDict(dict(batch_size=64, num_grid_faces=10, num_identities=0))
 
   if variant == 'quick':
     c.num_train_steps = 4500
@@ -77,7 +78,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     c.sample_every = 4
     c.checkpoint_every = 2
     c.num_sample_faces = 2
-    c.eval.update(batch_size=50, num_grid_faces=2)
+    c.eval.update(batch_size=50, num_grid_faces=2, num_identities=10)
   elif variant:
     raise ValueError(f"unknown variant {variant!r}: use '', 'quick' or 'tiny'.")
   return c

@@ -1,4 +1,5 @@
-"""Attention blocks.
+"""Attention blocks: SARGAN's spatial-attention residual block, MMA-GAN's multi-scale mixed
+attention residual module.
 
 SARB (Akram & Khan, SARGAN): spatial-attention residual block, layer for layer as the official
 code (arbishakram/SARGAN, generator.py + utils.py):
@@ -100,3 +101,88 @@ class SARB(nn.Module):
     f = ConvUnit(self.features, relu=False, dtype=self.dtype, name='conv2')(f)
     alpha = Hourglass(self.hg_depth, self.mid_features, 1, dtype=self.dtype, name='attention')(f)
     return x + alpha * f
+
+
+def max_over(x: jnp.ndarray, axis: int) -> jnp.ndarray:
+  """max(x, axis), keeping the axis, whose gradient goes to the first maximum (as PyTorch's).
+
+  `jnp.max`'s gradient divides by the count of elements equal to the maximum, which is 0 (and
+  the gradient NaN) when XLA evaluates the forward value and its recomputation differently.
+  """
+  idx = jnp.argmax(x, axis=axis, keepdims=True)
+  return jnp.take_along_axis(x, idx, axis=axis)
+
+
+class ChannelGate(nn.Module):
+  """Channel attention (CBAM): sigmoid(MLP(avg-pool) + MLP(max-pool)), shape (B, 1, 1, C)."""
+  reduction: int = 16
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    ch = x.shape[-1]
+    hidden = nn.Dense(max(ch // self.reduction, 1), dtype=self.dtype, param_dtype=jnp.float32,
+                      name='hidden')
+    out = nn.Dense(ch, dtype=self.dtype, param_dtype=jnp.float32, name='out')
+    mlp = lambda v: out(nn.relu(hidden(v)))  # shared by both poolings
+    flat = x.reshape(x.shape[0], -1, ch)
+    logits = mlp(jnp.mean(flat, axis=1)) + mlp(max_over(flat, axis=1)[:, 0])
+    return nn.sigmoid(logits)[:, None, None, :]
+
+
+class SpatialGate(nn.Module):
+  """Spatial attention (CBAM): sigmoid(conv7x7([mean_c, max_c])), shape (B, H, W, 1)."""
+  kernel: int = 7
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    pooled = jnp.concatenate([jnp.mean(x, -1, keepdims=True), max_over(x, -1)], -1)
+    logits = layers.conv(1, self.kernel, 1, self.kernel // 2, dtype=self.dtype)(pooled)
+    return nn.sigmoid(logits)
+
+
+class MixedAttention(nn.Module):
+  """Channel attention, then spatial attention on the channel-weighted features."""
+  reduction: int = 16
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x = x * ChannelGate(self.reduction, dtype=self.dtype, name='channel')(x)
+    return x * SpatialGate(dtype=self.dtype, name='spatial')(x)
+
+
+class MMARM(nn.Module):
+  """MMA-GAN's multi-scale mixed attention residual module: x + MA(U(x)).
+
+  U is an encoder-decoder over `depth` scales: stride-2 4x4 convs down, nearest x2 + 3x3 conv up,
+  with a residual link adding each encoder level to the decoder level of the same size; then a
+  3x3 conv and the mixed attention MA. Convs are bias-free and followed by affine IN (StarGAN's
+  convention). The paper gives no layer sizes; the number of scales is `depth`.
+  """
+  features: int
+  depth: int = 2
+  reduction: int = 16
+  dtype: layers.Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    if min(x.shape[1:3]) < 2 ** self.depth:
+      raise ValueError(f'an MMARM of depth {self.depth} needs features of at least '
+                       f'{2 ** self.depth}x{2 ** self.depth}, got {x.shape[1]}x{x.shape[2]}: '
+                       'raise data.image_size or lower generator.num_down.')
+    d, ch = self.dtype, self.features
+    conv_in = lambda h, k, s, p, relu=True: (
+        (nn.relu if relu else (lambda z: z))(layers.instance_norm(dtype=d)(
+            layers.conv(ch, k, s, p, use_bias=False, dtype=d)(h))))
+    h = conv_in(x, 3, 1, 1)
+    skips = []
+    for _ in range(self.depth):
+      skips.append(h)
+      h = conv_in(h, 4, 2, 1)
+    for skip in reversed(skips):
+      h = upsample_nearest(h, skip.shape[1], skip.shape[2])
+      h = conv_in(h, 3, 1, 1) + skip  # residual link between matching levels
+    h = conv_in(h, 3, 1, 1, relu=False)
+    return x + MixedAttention(self.reduction, dtype=d, name='attention')(h)

@@ -46,3 +46,13 @@ def sigmoid_cross_entropy(logits: jnp.ndarray, targets: jnp.ndarray) -> jnp.ndar
 def l1(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   """Mean absolute error (reconstruction / cycle consistency)."""
   return jnp.mean(jnp.abs(x - y))
+
+
+def squared_l2(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+  """||x - y||_2^2 per sample (summed over the last axis), mean over the batch (code regression)."""
+  return jnp.mean(jnp.sum(jnp.square(x - y), axis=-1))
+
+
+def mse(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared error (scalar regression targets such as an intensity)."""
+  return jnp.mean(jnp.square(x - y))

@@ -22,6 +22,7 @@ import optax
 from input_pipeline import pipeline
 from input_pipeline import synthetic
 from jaxpr_gan import checkpointing
+from jaxpr_gan import config_validation
 from jaxpr_gan import objectives
 from jaxpr_gan import visualization
 from jaxpr_gan.objectives.conditional import to_float
@@ -175,6 +176,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
   train_source = pipeline.make_source(config.data, 'train')
   test_source = pipeline.make_source(config.data, 'test')
   class_names = list(train_source.class_names)
+  config_validation.validate(config, mesh.devices.size, class_names)  # before compiling
   num_classes = len(class_names)
   objective = objectives.build(config, num_classes)
 
@@ -217,36 +219,38 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
   translate = jax.jit(objective.translate)
 
   sums, count, skipped = {}, {}, 0  # skipped: undecodable files met by this process
-  for step in range(start, config.num_train_steps):
-    with jax.profiler.StepTraceAnnotation('train', step_num=step):
-      host_batch = next(data_iter)
-      skipped += int(host_batch.pop('num_skipped'))
-      batch = _put_batch(host_batch, batch_sharding)
-      rng = jax.random.fold_in(state.rng, step)
-      state, metrics = d_step(state, batch, rng)
-      if (step + 1) % config.n_critic == 0:
-        state, g_metrics = g_step(state, batch, rng)
-        metrics = dict(metrics, **g_metrics)
-    # Sums of D metrics over every step and of G metrics over G steps, kept on device.
-    for k, v in metrics.items():
-      sums[k] = sums[k] + v if k in sums else v
-      count[k] = count.get(k, 0) + 1
-    done = step + 1
-    report(done)
-    last = done == config.num_train_steps
-    if done % config.log_every == 0 or last:
-      host = {k: float(v) / count[k] for k, v in jax.device_get(sums).items()}
-      _check_finite(done, host)
-      host['data/skipped_images'] = float(skipped)
-      writer.write_scalars(done, host)
-      sums, count = {}, {}
-    if is_chief and (done % config.sample_every == 0 or last):
-      grid = translation_grid(translate, generator_params(state), sample_images, num_classes)
-      visualization.save_png(os.path.join(workdir, 'samples', f'step_{done:07d}.png'), grid)
-      writer.write_images(done, {'samples': grid[None]})
-    if done % config.checkpoint_every == 0 or last:
-      ckpt.save(done, state, data_iter.get_state(), meta)
-  ckpt.wait()
-  ckpt.close()
-  writer.flush()
+  try:
+    for step in range(start, config.num_train_steps):
+      with jax.profiler.StepTraceAnnotation('train', step_num=step):
+        host_batch = next(data_iter)
+        skipped += int(host_batch.pop('num_skipped'))
+        batch = _put_batch(host_batch, batch_sharding)
+        rng = jax.random.fold_in(state.rng, step)
+        state, metrics = d_step(state, batch, rng)
+        if (step + 1) % config.n_critic == 0:
+          state, g_metrics = g_step(state, batch, rng)
+          metrics = dict(metrics, **g_metrics)
+      # Sums of D metrics over every step and of G metrics over G steps, kept on device.
+      for k, v in metrics.items():
+        sums[k] = sums[k] + v if k in sums else v
+        count[k] = count.get(k, 0) + 1
+      done = step + 1
+      report(done)
+      last = done == config.num_train_steps
+      if done % config.log_every == 0 or last:
+        host = {k: float(v) / count[k] for k, v in jax.device_get(sums).items()}
+        _check_finite(done, host)
+        host['data/skipped_images'] = float(skipped)
+        writer.write_scalars(done, host)
+        sums, count = {}, {}
+      if is_chief and (done % config.sample_every == 0 or last):
+        grid = translation_grid(translate, generator_params(state), sample_images, num_classes)
+        visualization.save_png(os.path.join(workdir, 'samples', f'step_{done:07d}.png'), grid)
+        writer.write_images(done, {'samples': grid[None]})
+      if done % config.checkpoint_every == 0 or last:
+        ckpt.save(done, state, data_iter.get_state(), meta)
+  finally:  # an error in the loop still lets the saves in flight finish
+    ckpt.wait()
+    ckpt.close()
+    writer.flush()
   return state

@@ -16,18 +16,20 @@ class Generator(nn.Module):
   """Maps (image in [-1, 1], target-domain vector) to an image.
 
   `block` and `image_residual` make the descendants that only change the bottleneck and the
-  output: 'sarb' blocks and `image_residual=True` (output tanh(...) + x, not clamped) are SARGAN.
+  output: 'sarb' blocks and `image_residual=True` (output tanh(...) + x, not clamped) are SARGAN;
+  'mmarm' blocks with it are MMA-GAN, whose c is the intensity-scaled code z = c * rho.
   """
   conv_dim: int = 64
   num_res: int = 6
   num_down: int = 2
-  block: str = 'residual'  # 'residual' (StarGAN) | 'sarb' (SARGAN)
+  block: str = 'residual'  # 'residual' (StarGAN) | 'sarb' (SARGAN) | 'mmarm' (MMA-GAN)
   image_residual: bool = False
   dtype: layers.Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, c: jnp.ndarray) -> jnp.ndarray:
-    blocks = {'residual': layers.ResidualBlock, 'sarb': attention.SARB}
+    blocks = {'residual': layers.ResidualBlock, 'sarb': attention.SARB,
+              'mmarm': attention.MMARM}
     if self.block not in blocks:
       raise ValueError(f'unknown block {self.block!r}: use one of {sorted(blocks)}.')
     d = self.dtype
@@ -58,10 +60,9 @@ class Discriminator(nn.Module):
   repeat_num: int = 6
   dtype: layers.Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    kernel = self.image_size // 2 ** self.repeat_num
-    if kernel < 1 or self.image_size % 2 ** self.repeat_num:
+  def _trunk(self, x: jnp.ndarray) -> jnp.ndarray:
+    """The shared stride-2 conv stack; heads of subclasses read its output."""
+    if self.image_size // 2 ** self.repeat_num < 1 or self.image_size % 2 ** self.repeat_num:
       raise ValueError(f'image_size {self.image_size} must be a multiple of 2**repeat_num '
                        f'(= {2 ** self.repeat_num}); lower d_repeat_num or change the size.')
     d = self.dtype
@@ -72,7 +73,20 @@ class Discriminator(nn.Module):
       h = nn.leaky_relu(h, negative_slope=0.01)
       if i < self.repeat_num - 1:
         ch *= 2
-    out_src = layers.conv(1, 3, 1, 1, use_bias=False, dtype=d, name='src_head')(h)
-    out_cls = layers.conv(self.num_classes, kernel, 1, 0, use_bias=False, dtype=d,
-                          name='cls_head')(h)
-    return out_src.astype(jnp.float32), out_cls.reshape(x.shape[0], -1).astype(jnp.float32)
+    return h
+
+  def _map_head(self, h: jnp.ndarray, features: int, name: str) -> jnp.ndarray:
+    """A 3x3 conv: one value per patch (PatchGAN)."""
+    return layers.conv(features, 3, 1, 1, use_bias=False, dtype=self.dtype, name=name)(h)
+
+  def _global_head(self, h: jnp.ndarray, features: int, name: str) -> jnp.ndarray:
+    """A conv whose kernel covers the whole map: one vector per image, (B, features)."""
+    kernel = self.image_size // 2 ** self.repeat_num
+    out = layers.conv(features, kernel, 1, 0, use_bias=False, dtype=self.dtype, name=name)(h)
+    return out.reshape(h.shape[0], -1).astype(jnp.float32)
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    h = self._trunk(x)
+    out_src = self._map_head(h, 1, 'src_head').astype(jnp.float32)
+    return out_src, self._global_head(h, self.num_classes, 'cls_head')

@@ -38,45 +38,65 @@ class ConditionalGAN:
     return {'g': self.generator.init(g_rng, x, c)['params'],
             'd': self.discriminator.init(d_rng, x)['params']}
 
-  def translate(self, g_params: Params, x: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
-    """Float images in [-1, 1] and integer target classes -> translated images."""
-    c = jax.nn.one_hot(target, self.num_classes)
-    return self.generator.apply({'params': g_params}, x, c)
+  def condition(self, target: jnp.ndarray, rho: jnp.ndarray | None = None) -> jnp.ndarray:
+    """The generator's conditioning vector for integer target classes: one-hot c."""
+    del rho  # no intensity in this family; see objectives/intensity.py
+    return jax.nn.one_hot(target, self.num_classes)
+
+  def translate(self, g_params: Params, x: jnp.ndarray, target: jnp.ndarray,
+                rho: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Float images in [-1, 1] and integer target classes (intensities rho) -> images."""
+    return self.generator.apply({'params': g_params}, x, self.condition(target, rho))
 
   def _discriminate(self, d_params: Params, x: jnp.ndarray):
     return self.discriminator.apply({'params': d_params}, x)
 
-  def _targets(self, rng: jax.Array, labels: jnp.ndarray) -> jnp.ndarray:
-    # StarGAN's choice: the batch's own labels, shuffled.
-    return jax.random.permutation(rng, labels)
+  def _targets(self, rng: jax.Array, labels: jnp.ndarray):
+    """-> (target classes, intensities or None). StarGAN's: the batch's own labels, shuffled."""
+    return jax.random.permutation(rng, labels), None
+
+  def _reconstruction_condition(self, d_params: Params, x: jnp.ndarray, labels: jnp.ndarray):
+    """The condition that translates a fake back to x (eq. 2): the source labels."""
+    del d_params, x
+    return self.condition(labels)
+
+  def _code_terms(self, fake_out, targets, rho, for_generator: bool):
+    """Further weighted loss terms on D's outputs for the fakes: none in this family."""
+    del fake_out, targets, rho, for_generator
+    return 0.0, {}
 
   def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
              rng: jax.Array) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     perm_rng, alpha_rng = jax.random.split(rng)
     x = to_float(batch['image'])
     labels = batch['label']
-    fake = jax.lax.stop_gradient(
-        self.translate(g_params, x, self._targets(perm_rng, labels)))
-    real_src, real_cls = self._discriminate(d_params, x)
-    fake_src, _ = self._discriminate(d_params, fake)
+    targets, rho = self._targets(perm_rng, labels)
+    fake = jax.lax.stop_gradient(self.translate(g_params, x, targets, rho))
+    real_src, real_cls, *_ = self._discriminate(d_params, x)
+    fake_out = self._discriminate(d_params, fake)
     alpha = jax.random.uniform(alpha_rng, (x.shape[0], 1, 1, 1))
-    adv = losses.wgan_critic(real_src, fake_src)
+    adv = losses.wgan_critic(real_src, fake_out[0])
     cls = losses.softmax_cross_entropy(real_cls, labels)
     gp = losses.gradient_penalty(lambda z: self._discriminate(d_params, z)[0], x, fake, alpha)
-    total = adv + self.lambda_cls * cls + self.lambda_gp * gp
+    extra, extra_metrics = self._code_terms(fake_out, targets, rho, for_generator=False)
+    total = adv + self.lambda_cls * cls + self.lambda_gp * gp + extra
     acc = jnp.mean(jnp.argmax(real_cls, -1) == labels)
-    return total, {'D/loss': total, 'D/adv': adv, 'D/cls': cls, 'D/gp': gp, 'D/cls_acc': acc}
+    return total, {'D/loss': total, 'D/adv': adv, 'D/cls': cls, 'D/gp': gp, 'D/cls_acc': acc,
+                   **extra_metrics}
 
   def g_loss(self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray],
              rng: jax.Array) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     x = to_float(batch['image'])
     labels = batch['label']
-    targets = self._targets(rng, labels)
-    fake = self.translate(g_params, x, targets)
-    fake_src, fake_cls = self._discriminate(d_params, fake)
-    rec = self.translate(g_params, fake, labels)
-    adv = losses.wgan_generator(fake_src)
-    cls = losses.softmax_cross_entropy(fake_cls, targets)
+    targets, rho = self._targets(rng, labels)
+    fake = self.translate(g_params, x, targets, rho)
+    fake_out = self._discriminate(d_params, fake)
+    back = self._reconstruction_condition(d_params, x, labels)
+    rec = self.generator.apply({'params': g_params}, fake, back)
+    adv = losses.wgan_generator(fake_out[0])
+    cls = losses.softmax_cross_entropy(fake_out[1], targets)
     rec_l1 = losses.l1(rec, x)
-    total = adv + self.lambda_cls * cls + self.lambda_rec * rec_l1
-    return total, {'G/loss': total, 'G/adv': adv, 'G/cls': cls, 'G/rec': rec_l1}
+    extra, extra_metrics = self._code_terms(fake_out, targets, rho, for_generator=True)
+    total = adv + self.lambda_cls * cls + self.lambda_rec * rec_l1 + extra
+    return total, {'G/loss': total, 'G/adv': adv, 'G/cls': cls, 'G/rec': rec_l1,
+                   **extra_metrics}

@@ -1,0 +1,157 @@
+"""Config checks run before anything is compiled.
+
+A mistyped key, a wrong type or an impossible size otherwise surfaces as an AttributeError or a
+shape error deep inside tracing, or is silently ignored; here each stops the run at once with a
+ConfigError naming the key (dotted path), its value and what to change.
+"""
+import difflib
+import os
+from typing import Any, Sequence
+
+import ml_collections
+
+from configs import mmagan
+from configs import sargan
+from configs import stargan
+from input_pipeline import folders
+from input_pipeline import synthetic
+
+# Reference configs: a run's keys and types must be those of get_config('') of its model.
+REFERENCE_CONFIGS = {'stargan': stargan, 'sargan': sargan, 'mmagan': mmagan}
+DATA_SOURCES = ('synthetic', 'folder')
+GENERATOR_BLOCKS = ('residual', 'sarb', 'mmarm')
+# MMARM (depth 2) and the SARB hourglass (depth 2) halve the bottleneck twice.
+MIN_ATTENTION_BOTTLENECK = 4
+
+
+class ConfigError(ValueError):
+  """A config that cannot run; the message names the key, its value and the fix."""
+
+
+def _get(config: ml_collections.ConfigDict, key: str) -> Any:
+  for part in key.split('.'):
+    config = config[part]
+  return config
+
+
+def _require(ok: bool, config: ml_collections.ConfigDict, key: str, why: str) -> None:
+  if not ok:
+    raise ConfigError(f'config.{key} = {_get(config, key)!r} {why}.')
+
+
+def _type_ok(value: Any, ref: Any) -> bool:
+  """value may stand where ref stands: an int for a float, a list for a tuple; no bool for int."""
+  if ref is None:
+    return True
+  if isinstance(ref, bool) or isinstance(value, bool):
+    return isinstance(value, bool) and isinstance(ref, bool)
+  if isinstance(ref, float):
+    return isinstance(value, (int, float))
+  if isinstance(ref, (tuple, list)):
+    return isinstance(value, (tuple, list)) and (not ref or all(_type_ok(v, ref[0]) for v in value))
+  return isinstance(value, type(ref))
+
+
+def _type_name(ref: Any) -> str:
+  if isinstance(ref, float):
+    return 'float (or int)'
+  if isinstance(ref, (tuple, list)):
+    return f'sequence of {_type_name(ref[0])}' if ref else 'sequence'
+  return type(ref).__name__
+
+
+def _check_keys(config: Any, ref: ml_collections.ConfigDict, model: str, prefix: str = '') -> None:
+  """Every key of config must be in ref with a compatible type, and none of ref's may be missing."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f'config.{prefix[:-1]} = {config!r} is a {type(config).__name__}; expected '
+                      f'a group of keys as in configs/{model}.py.')
+  for key in config.keys():
+    value = config[key]
+    if key not in ref:
+      close = difflib.get_close_matches(key, list(ref.keys()), n=1)
+      hint = f'did you mean config.{prefix}{close[0]}?' if close else f'known: {sorted(ref.keys())}'
+      raise ConfigError(f'unknown key config.{prefix}{key} = {value!r} for model {model!r}; {hint}')
+    if isinstance(ref[key], ml_collections.ConfigDict):
+      _check_keys(value, ref[key], model, f'{prefix}{key}.')
+    elif not _type_ok(value, ref[key]):
+      raise ConfigError(f'config.{prefix}{key} = {value!r} is a {type(value).__name__}; expected '
+                        f'a {_type_name(ref[key])} as in configs/{model}.py.')
+  missing = sorted(set(ref.keys()) - set(config.keys()))
+  if missing:
+    raise ConfigError(f'config.{prefix}{missing[0]} is missing (model {model!r}); add it as in '
+                      f'configs/{model}.py.')
+
+
+def _check_sizes(config: ml_collections.ConfigDict) -> None:
+  """The image must survive D's repeat_num and G's num_down halvings (and G's attention)."""
+  size, repeat, down = (config.data.image_size, config.discriminator.repeat_num,
+                        config.generator.num_down)
+  _require(size > 0, config, 'data.image_size', 'must be > 0')
+  _require(repeat > 0, config, 'discriminator.repeat_num', 'must be > 0')
+  _require(down >= 0, config, 'generator.num_down', 'must be >= 0')
+  _require(size % 2 ** repeat == 0, config, 'data.image_size',
+           f'is not divisible by 2**discriminator.repeat_num = {2 ** repeat} (D halves it '
+           f'{repeat} times); use a multiple of {2 ** repeat} or lower discriminator.repeat_num')
+  _require(size % 2 ** down == 0, config, 'data.image_size',
+           f'is not divisible by 2**generator.num_down = {2 ** down} (G must return the input '
+           f'size); use a multiple of {2 ** down} or lower generator.num_down')
+  block = config.generator.get('block', 'residual')
+  _require(block in GENERATOR_BLOCKS, config, 'generator.block', f'is unknown; use one of '
+           f'{GENERATOR_BLOCKS}')
+  if block in ('sarb', 'mmarm'):
+    _require(size // 2 ** down >= MIN_ATTENTION_BOTTLENECK, config, 'data.image_size',
+             f'leaves a {size // 2 ** down} px bottleneck after generator.num_down = {down} '
+             f'halvings, but a {block!r} block needs at least {MIN_ATTENTION_BOTTLENECK} px; use '
+             f'data.image_size >= {MIN_ATTENTION_BOTTLENECK * 2 ** down} or lower '
+             'generator.num_down')
+
+
+def _check_data(config: ml_collections.ConfigDict, class_names: Sequence[str] | None) -> None:
+  """A known source, existing folders, and a class count that matches the data's classes."""
+  data = config.data
+  _require(data.source in DATA_SOURCES, config, 'data.source', f'is unknown; use one of '
+           f'{DATA_SOURCES}')
+  if data.source == 'synthetic':
+    n = len(synthetic.EXPRESSIONS)
+    _require(2 <= data.num_classes <= n, config, 'data.num_classes',
+             f'is out of range: the synthetic faces have 2..{n} expressions '
+             f'{synthetic.EXPRESSIONS}')
+  else:
+    for key in ('train_dir', 'test_dir'):
+      _require(bool(data[key]) and os.path.isdir(data[key]), config, f'data.{key}',
+               f'is not an existing directory; set it to a folder laid out as '
+               f'{folders.EXPECTED_FOLDER_LAYOUT}')
+  # A folder source with num_classes 0 takes the folder's classes (input_pipeline.pipeline).
+  if class_names is not None and not (data.source == 'folder' and data.num_classes == 0):
+    _require(data.num_classes == len(class_names), config, 'data.num_classes',
+             f'but the data set has {len(class_names)} classes {list(class_names)}; set '
+             f'--config.data.num_classes={len(class_names)}')
+
+
+_BOUNDS = (  # key, test, what the value must be
+    ('num_train_steps', lambda v: v > 0, '> 0'),
+    ('n_critic', lambda v: v >= 1, '>= 1'),
+    ('optim.g_lr', lambda v: v > 0, '> 0'),
+    ('optim.d_lr', lambda v: v > 0, '> 0'),
+    ('ema_decay', lambda v: 0 <= v < 1, 'in [0, 1) (0 disables the EMA)'),
+    ('log_every', lambda v: v > 0, '> 0'),
+    ('sample_every', lambda v: v > 0, '> 0'),
+    ('checkpoint_every', lambda v: v > 0, '> 0'),
+)
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int,
+             class_names: Sequence[str] | None = None) -> None:
+  """Raises ConfigError for the first problem found; `class_names`: the training data's classes."""
+  model = config.get('model')
+  if model not in REFERENCE_CONFIGS:
+    raise ConfigError(f'config.model = {model!r} is unknown; known models: '
+                      f'{sorted(REFERENCE_CONFIGS)}.')
+  _check_keys(config, REFERENCE_CONFIGS[model].get_config(''), model)
+  _require(config.batch_size > 0 and config.batch_size % num_devices == 0, config, 'batch_size',
+           f'is not divisible by the {num_devices} devices (the batch is split evenly across '
+           f'them); use a multiple of {num_devices}')
+  _check_sizes(config)
+  _check_data(config, class_names)
+  for key, ok, must in _BOUNDS:
+    _require(ok(_get(config, key)), config, key, f'must be {must}')
