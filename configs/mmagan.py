@@ -25,17 +25,13 @@ eval.py also reports how the output follows rho (`intensity` in metrics.json).
 import ml_collections
 
 from configs import stargan
+from configs import variants
 
 MODIFIERS = ('no_mmar', 'no_grc', 'no_both')
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  base, *modifiers = variant.split('+')
-  if base in MODIFIERS:
-    base, modifiers = '', [base, *modifiers]
-  if base not in ('', 'quick', 'tiny'):
-    raise ValueError(f"unknown variant {variant!r}: use '', 'quick' or 'tiny', optionally "
-                     f"followed by '+MODIFIER' with MODIFIER in {sorted(MODIFIERS)}.")
+  base, modifiers = variants.parse(variant, MODIFIERS)
   c = stargan.get_config(base)
   c.model = 'mmagan'
   if not base:
@@ -47,8 +43,6 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.eval.intensities = (0.0, 0.25, 0.5, 0.75, 1.0)
   c.eval.intensity_grid = 21  # candidate truths at intensities 0, 0.05, ..., 1
   for m in modifiers:
-    if m not in MODIFIERS:
-      raise ValueError(f'unknown modifier {m!r} in {variant!r}; known: {sorted(MODIFIERS)}')
     if m in ('no_mmar', 'no_both'):
       c.generator.block = 'residual'
     if m in ('no_grc', 'no_both'):

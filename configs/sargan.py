@@ -30,17 +30,13 @@ On your own images (root/<class>/*.jpg, e.g. 7 expressions as in the paper):
 import ml_collections
 
 from configs import stargan
+from configs import variants
 
 MODIFIERS = ('code_lambda', 'vanilla_block', 'six_sarb', 'no_image_residual')
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
-  base, *modifiers = variant.split('+')
-  if base in MODIFIERS:  # a modifier alone applies to the paper settings
-    base, modifiers = '', [base, *modifiers]
-  if base not in ('', 'quick', 'tiny'):
-    raise ValueError(f"unknown variant {variant!r}: use '', 'quick' or 'tiny', optionally "
-                     f"followed by '+MODIFIER' with MODIFIER in {sorted(MODIFIERS)}.")
+  base, modifiers = variants.parse(variant, MODIFIERS)
   # StarGAN's settings of the same size, with SARGAN's generator and the paper's batch.
   c = stargan.get_config(base)
   c.model = 'sargan'
@@ -51,8 +47,6 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       conv_dim=c.generator.conv_dim, num_down=2, num_blocks=1, block='sarb', image_residual=True))
   # lambda_rec is the paper's lambda_cyc (10; the official code's default is 1: "code_lambda").
   for m in modifiers:
-    if m not in MODIFIERS:
-      raise ValueError(f'unknown modifier {m!r} in {variant!r}; known: {sorted(MODIFIERS)}')
     if m == 'code_lambda':
       c.loss.lambda_rec = 1.0
     elif m == 'vanilla_block':
