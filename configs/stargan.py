@@ -26,6 +26,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.num_train_steps = 200_000
   c.n_critic = 5  # one G update per n_critic D updates
   c.ema_decay = 0.0  # 0 disables the EMA copy of G
+  # Updates with a non-finite loss or gradient are skipped; this many in a row stop the run
+  # (checked at log steps).
+  c.max_nonfinite_steps = 20
 
   c.data = ml_collections.ConfigDict()
   c.data.source = 'synthetic'  # 'synthetic' | 'folder'

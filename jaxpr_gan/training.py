@@ -6,6 +6,8 @@ fetched from the devices at log steps alone.
 import functools
 import json
 import os
+import signal
+import threading
 from typing import Any, Callable
 
 from absl import logging
@@ -38,6 +40,7 @@ class TrainState:
   opt_state: dict[str, Any]
   ema_params: Any  # EMA of params['g'], or {} when config.ema_decay == 0
   rng: jax.Array  # raw uint32 key of the run; step keys are folded in from it
+  nonfinite_run: dict[str, jax.Array]  # per network: consecutive updates skipped as non-finite
 
 
 def learning_rate(base_lr: float, step: jax.Array, num_steps: int, num_decay_steps: int):
@@ -70,7 +73,8 @@ def init_state(objective, config: ml_collections.ConfigDict) -> TrainState:
   ema = jax.tree.map(jnp.copy, params['g']) if config.ema_decay > 0 else {}
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state={'g': tx.init(params['g']), 'd': tx.init(params['d'])},
-                    ema_params=ema, rng=run_rng)
+                    ema_params=ema, rng=run_rng,
+                    nonfinite_run={'d': jnp.zeros((), jnp.int32), 'g': jnp.zeros((), jnp.int32)})
 
 
 def _apply(tx, params, opt_state, grads, lr):
@@ -78,35 +82,61 @@ def _apply(tx, params, opt_state, grads, lr):
   return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state
 
 
+def _all_finite(loss, grads) -> jax.Array:
+  return jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g))
+                                                 for g in jax.tree.leaves(grads)]))
+
+
+def _guarded(finite: jax.Array, new: TrainState, old: TrainState, net: str, metrics):
+  """The update if `finite`, else `old` with only the iteration count advanced.
+
+  Counts the skipped update in the metrics and in the state's run of consecutive skips of `net`.
+  """
+  keep = lambda n, o: jnp.where(finite, n, o)
+  run = jnp.where(finite, 0, old.nonfinite_run[net] + 1)
+  state = new.replace(params=jax.tree.map(keep, new.params, old.params),
+                      opt_state=jax.tree.map(keep, new.opt_state, old.opt_state),
+                      ema_params=jax.tree.map(keep, new.ema_params, old.ema_params),
+                      nonfinite_run=dict(old.nonfinite_run, **{net: run}))
+  skipped = (1 - finite.astype(jnp.int32)).astype(jnp.float32)
+  return state, dict(metrics, **{f'{net.upper()}/nonfinite_steps': skipped})
+
+
 def make_step_fns(objective, config: ml_collections.ConfigDict) -> tuple[StepFn, StepFn]:
-  """Pure (state, batch, rng) -> (state, metrics) for the critic and the generator update."""
+  """Pure (state, batch, rng) -> (state, metrics) for the critic and the generator update.
+
+  An update whose loss or gradients are not finite is skipped (parameters, optimiser states and
+  EMA unchanged) and counted; the loop stops after `config.max_nonfinite_steps` in a row.
+  """
   tx = _optimizer(config)
   schedule = functools.partial(learning_rate, num_steps=config.num_train_steps,
                                num_decay_steps=config.optim.num_decay_steps)
 
   def d_step(state: TrainState, batch, rng):
     grad_fn = jax.value_and_grad(objective.d_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params['d'], state.params['g'], batch,
-                                  jax.random.fold_in(rng, 0))
+    (loss, metrics), grads = grad_fn(state.params['d'], state.params['g'], batch,
+                                     jax.random.fold_in(rng, 0))
     lr = schedule(config.optim.d_lr, state.step)
     d, d_opt = _apply(tx, state.params['d'], state.opt_state['d'], grads, lr)
     metrics = dict(metrics, **{'D/lr': lr, 'D/grad_norm': optax.global_norm(grads)})
-    return state.replace(step=state.step + 1, params=dict(state.params, d=d),
-                         opt_state=dict(state.opt_state, d=d_opt)), metrics
+    new = state.replace(step=state.step + 1, params=dict(state.params, d=d),
+                        opt_state=dict(state.opt_state, d=d_opt))
+    return _guarded(_all_finite(loss, grads), new, state, 'd', metrics)
 
   def g_step(state: TrainState, batch, rng):
     # Runs after the d_step of the same iteration, which already advanced state.step.
     grad_fn = jax.value_and_grad(objective.g_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params['g'], state.params['d'], batch,
-                                  jax.random.fold_in(rng, 1))
+    (loss, metrics), grads = grad_fn(state.params['g'], state.params['d'], batch,
+                                     jax.random.fold_in(rng, 1))
     lr = schedule(config.optim.g_lr, state.step - 1)
     g, g_opt = _apply(tx, state.params['g'], state.opt_state['g'], grads, lr)
     ema = state.ema_params
     if config.ema_decay > 0:
       ema = jax.tree.map(lambda e, p: config.ema_decay * e + (1.0 - config.ema_decay) * p, ema, g)
     metrics = dict(metrics, **{'G/lr': lr, 'G/grad_norm': optax.global_norm(grads)})
-    return state.replace(params=dict(state.params, g=g), opt_state=dict(state.opt_state, g=g_opt),
-                         ema_params=ema), metrics
+    new = state.replace(params=dict(state.params, g=g), opt_state=dict(state.opt_state, g=g_opt),
+                        ema_params=ema)
+    return _guarded(_all_finite(loss, grads), new, state, 'g', metrics)
 
   return d_step, g_step
 
@@ -160,12 +190,67 @@ def _put_batch(batch: dict[str, np.ndarray], batch_sharding) -> dict[str, jax.Ar
           for k in batch_sharding}
 
 
-def _check_finite(step: int, metrics: dict[str, float]) -> None:
-  bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
-  if bad:
-    raise FloatingPointError(
-        f'non-finite metrics at step {step}: {bad}. The last checkpoint before this step is '
-        'intact; lower the learning rate or check the data and resume.')
+def _accumulate(sums: dict, metrics: Metrics) -> dict:
+  """Adds a step's metrics to per-name (sum of finite values, finite count, non-finite count).
+
+  Stays on the device: nothing is fetched until a log step.
+  """
+  for k, v in metrics.items():
+    finite = jnp.isfinite(v)
+    add = (jnp.where(finite, v, 0.0), finite.astype(jnp.int32), (~finite).astype(jnp.int32))
+    sums[k] = tuple(a + b for a, b in zip(sums[k], add)) if k in sums else add
+  return sums
+
+
+def _summarise(sums: dict) -> tuple[dict[str, float], list[str]]:
+  """-> (means over finite values, names with non-finite values); `*nonfinite_steps` are sums."""
+  means, bad = {}, []
+  for k, (total, finite, nonfinite) in jax.device_get(sums).items():
+    means[k] = float(total) if k.endswith('nonfinite_steps') else float(total) / max(int(finite), 1)
+    if nonfinite:
+      bad.append(k)
+  return means, sorted(bad)
+
+
+class NonFiniteError(FloatingPointError):
+  """Too many consecutive updates with a non-finite loss or gradient."""
+
+
+def _check_nonfinite(done: int, runs: dict[str, int], bad: list[str], limit: int,
+                     last_good: int | None) -> None:
+  for net, run in runs.items():
+    if run >= limit:
+      raise NonFiniteError(
+          f'{run} consecutive {net.upper()} updates up to step {done} (from step {done - run + 1}'
+          f') had a non-finite loss or gradient and were skipped; non-finite since the last log: '
+          f'{bad}. The newest checkpoint (step {last_good}) holds the last good state: lower the '
+          'learning rate, check the data or raise config.max_nonfinite_steps, then resume.')
+
+
+class Preemption:
+  """SIGTERM -> save at the next step and stop. Several processes agree on the step through
+  orbax's preemption sync point (JAX's distributed runtime receives the signal); a single
+  process through its own SIGTERM handler, installed only while the loop runs."""
+
+  def __init__(self):
+    self.signalled = False
+    self._previous = None
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+  def _on_sigterm(self, signum, frame):
+    del signum, frame
+    self.signalled = True
+
+  def reached(self, ckpt: checkpointing.Checkpointer, step: int) -> bool:
+    if jax.process_count() > 1:
+      return ckpt.reached_preemption(step)
+    return self.signalled
+
+  def restore(self) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainState:
@@ -218,7 +303,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
   sample_images = sample_inputs(config, test_source, config.num_sample_faces)
   translate = jax.jit(objective.translate)
 
-  sums, count, skipped = {}, {}, 0  # skipped: undecodable files met by this process
+  sums, skipped = {}, 0  # skipped: undecodable files met by this process
+  preemption = Preemption()
   try:
     for step in range(start, config.num_train_steps):
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
@@ -231,25 +317,40 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
           state, g_metrics = g_step(state, batch, rng)
           metrics = dict(metrics, **g_metrics)
       # Sums of D metrics over every step and of G metrics over G steps, kept on device.
-      for k, v in metrics.items():
-        sums[k] = sums[k] + v if k in sums else v
-        count[k] = count.get(k, 0) + 1
+      sums = _accumulate(sums, metrics)
       done = step + 1
       report(done)
       last = done == config.num_train_steps
       if done % config.log_every == 0 or last:
-        host = {k: float(v) / count[k] for k, v in jax.device_get(sums).items()}
-        _check_finite(done, host)
+        host, bad = _summarise(sums)
+        runs = {k: int(v) for k, v in jax.device_get(state.nonfinite_run).items()}
+        _check_nonfinite(done, runs, bad, config.max_nonfinite_steps, ckpt.latest_step())
+        if bad:
+          logging.warning('Step %d: non-finite %s; those updates were skipped.', done, bad)
         host['data/skipped_images'] = float(skipped)
         writer.write_scalars(done, host)
-        sums, count = {}, {}
-      if is_chief and (done % config.sample_every == 0 or last):
+        sums = {}
+      if done % config.sample_every == 0 or last:
+        # Every process runs the translation (its program spans every device); the chief writes.
         grid = translation_grid(translate, generator_params(state), sample_images, num_classes)
-        visualization.save_png(os.path.join(workdir, 'samples', f'step_{done:07d}.png'), grid)
-        writer.write_images(done, {'samples': grid[None]})
-      if done % config.checkpoint_every == 0 or last:
-        ckpt.save(done, state, data_iter.get_state(), meta)
+        if is_chief:
+          visualization.save_png(os.path.join(workdir, 'samples', f'step_{done:07d}.png'), grid)
+          writer.write_images(done, {'samples': grid[None]})
+      preempted = preemption.reached(ckpt, done)
+      if done % config.checkpoint_every == 0 or last or preempted:
+        runs = {k: int(v) for k, v in jax.device_get(state.nonfinite_run).items()}
+        if any(runs.values()):  # keep the newest checkpoint the last good state
+          _check_nonfinite(done, runs, [], config.max_nonfinite_steps, ckpt.latest_step())
+          logging.warning('Step %d: not saved, the last updates were non-finite (%s).', done, runs)
+        elif ckpt.latest_step() != done:
+          ckpt.save(done, state, data_iter.get_state(), meta)
+      if preempted:
+        ckpt.wait()
+        logging.warning('Preempted (SIGTERM): saved step %d in %s; rerun the same command to '
+                        'continue.', done, workdir)
+        break
   finally:  # an error in the loop still lets the saves in flight finish
+    preemption.restore()
     ckpt.wait()
     ckpt.close()
     writer.flush()

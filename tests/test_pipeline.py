@@ -106,6 +106,22 @@ def test_process_shards_are_disjoint_and_cover_the_data():
   assert not seen[0] & seen[1]
 
 
+@pytest.mark.parametrize('process_count', [2, 4])
+def test_global_batches_do_not_depend_on_the_process_count(process_count):
+  """Process p reads block p of every global batch: together, the batches of one process."""
+  config = stargan_config.get_config('tiny')  # batch 8, random flips on
+  source = pipeline.make_source(config.data, 'train')
+  one = iter(pipeline.create_train_dataset(config, source))
+  shares = [iter(pipeline.create_train_dataset(config, source, process_index=p,
+                                               process_count=process_count))
+            for p in range(process_count)]
+  for _ in range(3):
+    want, parts = next(one), [next(it) for it in shares]
+    assert all(len(part['label']) == 8 // process_count for part in parts)
+    for k in ('image', 'label', 'index'):
+      np.testing.assert_array_equal(np.concatenate([part[k] for part in parts]), want[k])
+
+
 @pytest.mark.parametrize('make,match', [
     (lambda root: None, 'does not exist'),
     (lambda root: root.mkdir(), 'no class subfolders'),

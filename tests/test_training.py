@@ -132,3 +132,22 @@ def test_eval_with_another_config_says_which_config_to_use(uninterrupted):
   config.generator.num_res = 2
   with pytest.raises(ValueError, match='run.json'):
     evaluation.evaluate(config, workdir)
+
+
+def _logged_scalars(workdir: str) -> dict[str, list[tuple[int, float]]]:
+  """The D/ and G/ metrics of a run's TensorBoard events: {name: [(step, value), ...]}."""
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
+  acc = event_accumulator.EventAccumulator(workdir, size_guidance={'tensors': 0})
+  acc.Reload()
+  return {t: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(t)]
+          for t in acc.Tags()['tensors'] if t.startswith(('D/', 'G/'))}
+
+
+def test_two_runs_with_the_same_seed_are_identical(uninterrupted, tmp_path):
+  workdir, want = uninterrupted
+  got = jax.device_get(training.train(_config(), str(tmp_path)))
+  _assert_trees_equal(got, want)
+  first, second = _logged_scalars(workdir), _logged_scalars(str(tmp_path))
+  assert {'D/adv', 'D/gp', 'G/rec'} <= set(first)
+  assert first == second  # every logged loss, bitwise
