@@ -17,13 +17,10 @@ from jaxpr_gan import losses
 from jaxpr_gan import objectives
 from jaxpr_gan import training
 from jaxpr_gan import visualization
+from jaxpr_gan.models import count_params
 from jaxpr_gan.models import mmagan
 
 CLASSES = ['neutral', 'happy', 'sad', 'angry', 'surprised']
-
-
-def _count(params) -> int:
-  return sum(x.size for x in jax.tree.leaves(params))
 
 
 def _mmarm_count(c: int) -> int:
@@ -35,15 +32,12 @@ def _mmarm_count(c: int) -> int:
 
 def test_parameter_counts_at_paper_size():
   x = jnp.zeros((1, 128, 128, 3))
-  g = jax.eval_shape(mmagan.Generator().init, jax.random.PRNGKey(0), x, jnp.zeros((1, 7)))
-  d = jax.eval_shape(mmagan.Discriminator(image_size=128, num_classes=7).init,
-                     jax.random.PRNGKey(0), x)
   # StarGAN's G at 7 classes is 8,436,800 (8,430,528 at 5 classes + 2*64*7*7) of which its six
   # residual blocks hold 6 * 2 * (256*256*9 + 512); MMA-GAN puts six MMARMs in their place.
   shell = 8_430_528 + 2 * 64 * 49 - 6 * 2 * (256 * 256 * 9 + 512)
-  assert _count(g['params']) == shell + 6 * _mmarm_count(256) == 28_161_266
+  assert count_params(mmagan.Generator(), x, jnp.zeros((1, 7))) == shell + 6 * _mmarm_count(256) == 28_161_266
   # StarGAN's D at 7 classes (44,778,432) plus the 2x2 code head (7 outputs) and intensity head.
-  assert _count(d['params']) == 44_778_432 + 2048 * 4 * 7 + 2048 * 4 == 44_843_968
+  assert count_params(mmagan.Discriminator(image_size=128, num_classes=7), x) == 44_778_432 + 2048 * 4 * 7 + 2048 * 4 == 44_843_968
 
 
 def test_attention_maps_lie_in_unit_interval():

@@ -7,30 +7,23 @@ import pytest
 from configs import sargan as sargan_config
 from jaxpr_gan import attention
 from jaxpr_gan import objectives
+from jaxpr_gan.models import count_params
 from jaxpr_gan.models import sargan
 from jaxpr_gan.models import stargan
-
-
-def _count(params) -> int:
-  return sum(x.size for x in jax.tree.leaves(params))
 
 
 def test_sargan_parameter_counts_match_official_code():
   # arbishakram/SARGAN with c_dim=7 at 128 px: G 3,203,394 parameters of which 189,249 belong to
   # an attention module its forward pass never uses (left out here); D 44,778,432.
   x = jnp.zeros((1, 128, 128, 3))
-  g = jax.eval_shape(sargan.Generator().init, jax.random.PRNGKey(0), x, jnp.zeros((1, 7)))
-  d = jax.eval_shape(stargan.Discriminator(image_size=128, num_classes=7).init,
-                     jax.random.PRNGKey(0), x)
-  assert _count(g['params']) == 3_014_145
-  assert _count(d['params']) == 44_778_432
+  assert count_params(sargan.Generator(), x, jnp.zeros((1, 7))) == 3_014_145
+  assert count_params(stargan.Discriminator(image_size=128, num_classes=7), x) == 44_778_432
 
 
 def test_sarb_block_parameter_count():
   # Feature unit 2 x (256*256*9 + 512); hourglass 2 x (256*64*9 + 128) + 5 x (64*64*9 + 128)
   # + the 1-channel head 64*9 + 1.
-  p = jax.eval_shape(attention.SARB(256).init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 256)))
-  assert _count(p['params']) == 2 * (256 * 256 * 9 + 512) + 2 * (256 * 64 * 9 + 128) + \
+  assert count_params(attention.SARB(256), jnp.zeros((1, 32, 32, 256))) == 2 * (256 * 256 * 9 + 512) + 2 * (256 * 64 * 9 + 128) + \
       5 * (64 * 64 * 9 + 128) + 64 * 9 + 1
 
 
