@@ -80,19 +80,18 @@ def scan_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
   return class_names, files
 
 
-class ImageFolderSource:
-  """grain-compatible random-access source over root/<class>/*; items are cheap records.
+class FileListSource:
+  """grain-compatible random-access source of image files; items are cheap records
+  {'path', 'label'}, decoded later in a map (`decode_record`).
 
   Holds only the file list (strings and an int32 array), so it pickles cheaply into grain
-  worker processes; decoding happens in a map (`decode_record`).
+  worker processes.
   """
 
-  def __init__(self, root: str):
-    self.root = os.fspath(root)
-    class_names, files = scan_image_folder(self.root)
+  def __init__(self, paths, labels, class_names):
+    self._paths = list(paths)
+    self._labels = np.asarray(labels, dtype=np.int32)
     self.class_names = tuple(class_names)
-    self._paths = [path for path, _ in files]
-    self._labels = np.array([label for _, label in files], dtype=np.int32)
 
   def __len__(self) -> int:
     return len(self._paths)
@@ -101,9 +100,21 @@ class ImageFolderSource:
     index = int(index)
     return {'path': self._paths[index], 'label': self._labels[index]}
 
+  def labels(self) -> np.ndarray:
+    """Every item's label, without reading any image."""
+    return self._labels.copy()
+
   def __repr__(self) -> str:
-    return (f'ImageFolderSource(root={self.root!r}, {len(self)} images, '
-            f'{len(self.class_names)} classes)')
+    return f'{type(self).__name__}({len(self)} images, classes {list(self.class_names)})'
+
+
+class ImageFolderSource(FileListSource):
+  """The files of root/<class>/* (`scan_image_folder`), labelled by their class folder."""
+
+  def __init__(self, root: str):
+    self.root = os.fspath(root)
+    class_names, files = scan_image_folder(self.root)
+    super().__init__([path for path, _ in files], [label for _, label in files], class_names)
 
 
 def decode_record(record: dict, size: int) -> dict:

@@ -19,11 +19,42 @@ import ml_collections
 import numpy as np
 
 from input_pipeline import folders
+from input_pipeline import groups
 from input_pipeline import synthetic
+
+# data.groups: how a model reads its data. 'classes': labelled faces (the conditional family);
+# 'domains': two unpaired domains (CycleGAN); 'neutral_emotional': the groups of 2CET-GAN.
+GROUPINGS = ('classes', 'domains', 'neutral_emotional')
+
+
+def _make_group_source(data: ml_collections.ConfigDict, split: str) -> groups.TwoGroupSource:
+  if data.source == 'synthetic':
+    if data.groups == 'domains':
+      return groups.synthetic_domains(split, data.image_size, data.num_classes, data.styles,
+                                      data.seed)
+    return groups.synthetic_groups(split, data.image_size, data.num_classes, data.style,
+                                   tuple(data.intensity_range), data.seed)
+  if data.source == 'folder':
+    if not data.root:
+      layout = (groups.EXPECTED_DOMAIN_LAYOUT if data.groups == 'domains'
+                else groups.EXPECTED_GROUP_LAYOUT)
+      raise ValueError(f'config.data.root is empty: set it to a folder laid out as {layout}')
+    if data.groups == 'domains':
+      return groups.folder_domains(data.root, split)
+    return groups.folder_groups(data.root, split)
+  raise ValueError(f"unknown config.data.source {data.source!r}: use 'synthetic' or 'folder'.")
 
 
 def make_source(data: ml_collections.ConfigDict, split: str):
-  """The random-access source named by `data.source`; it has `class_names`, len and getitem."""
+  """The random-access source named by `data.source`; it has `class_names`, len and getitem.
+
+  With `data.groups` 'domains' or 'neutral_emotional' it is a `groups.TwoGroupSource`.
+  """
+  grouping = data.get('groups', 'classes')
+  if grouping not in GROUPINGS:
+    raise ValueError(f'unknown config.data.groups {grouping!r}; use one of {GROUPINGS}.')
+  if grouping != 'classes':
+    return _make_group_source(data, split)
   if data.source == 'synthetic':
     return synthetic.SyntheticFaces(
         split=split, size=data.image_size, num_classes=data.num_classes, style=data.style,
@@ -44,12 +75,19 @@ def make_source(data: ml_collections.ConfigDict, split: str):
 
 
 class ToExample(grain.transforms.Map):
-  """Any source record -> {'image': uint8 (S, S, 3), 'label': int32, 'valid': bool}."""
+  """Any source record -> {'image': uint8 (S, S, 3), 'label': int32, 'valid': bool}.
+
+  A two-group record {'a': ..., 'b': ...} gives image_a, label_a, image_b, label_b and valid.
+  """
 
   def __init__(self, size: int):
     self._size = size
 
   def map(self, record: dict[str, Any]) -> dict[str, Any]:
+    if 'a' in record and 'b' in record:
+      a, b = self.map(record['a']), self.map(record['b'])
+      return {'image_a': a['image'], 'label_a': a['label'], 'image_b': b['image'],
+              'label_b': b['label'], 'valid': np.bool_(a['valid'] and b['valid'])}
     if 'path' in record:
       record = folders.decode_record(record, self._size)
       return {'image': record['image'], 'label': np.int32(record['label']),
@@ -66,6 +104,39 @@ class _Read(grain.transforms.Map):
 
   def map(self, index: int) -> dict[str, Any]:
     return dict(self._to_example.map(self._source[int(index)]), index=np.int64(index))
+
+
+class _ReadPair(grain.transforms.Map):
+  """(index in group a, index in group b) -> the pair's example with index_a and index_b."""
+
+  def __init__(self, source: groups.TwoGroupSource, size: int):
+    self._groups = source.groups
+    self._to_example = ToExample(size)
+
+  def map(self, indices) -> dict[str, Any]:
+    ia, ib = (int(i) for i in indices)
+    a, b = self._groups
+    return dict(self._to_example.map({'a': a[ia], 'b': b[ib]}), index_a=np.int64(ia),
+                index_b=np.int64(ib))
+
+
+class _Zip(grain.MapDataset):
+  """Element i is (a[i], b[i]): two index streams read side by side."""
+
+  def __init__(self, a: grain.MapDataset, b: grain.MapDataset):
+    super().__init__([a, b])
+    self._a, self._b = a, b
+
+  def __len__(self) -> int:
+    return min(len(self._a), len(self._b))
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    return (self._a[index], self._b[index])
+
+  def __str__(self) -> str:
+    return '_Zip'
 
 
 class _ProcessBlocks(grain.MapDataset):
@@ -98,9 +169,11 @@ class _ProcessBlocks(grain.MapDataset):
 class _RandomFlip(grain.transforms.RandomMap):
 
   def random_map(self, example: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    if rng.random() < 0.5:
-      example = dict(example, image=np.ascontiguousarray(example['image'][:, ::-1]))
-    return example
+    flipped = {}
+    for key in sorted(k for k in example if k.startswith('image')):  # each image on its own
+      if rng.random() < 0.5:
+        flipped[key] = np.ascontiguousarray(example[key][:, ::-1])
+    return dict(example, **flipped)
 
 
 class _ValidBatchIterator(grain.DatasetIterator):
@@ -111,7 +184,8 @@ class _ValidBatchIterator(grain.DatasetIterator):
     self._batch_size = batch_size
 
   def __next__(self) -> dict[str, np.ndarray]:
-    """-> {'image', 'label', 'index' (in the source), 'num_skipped'}; the loop uses image, label."""
+    """-> the examples' fields stacked ('image', 'label', 'index' in the source, or their _a and
+    _b forms for two groups) and 'num_skipped'; the loop uses the objective's batch keys."""
     examples, skipped = [], 0
     while len(examples) < self._batch_size:
       example = next(self._parent)
@@ -119,10 +193,8 @@ class _ValidBatchIterator(grain.DatasetIterator):
         examples.append(example)
       else:
         skipped += 1
-    return {'image': np.stack([e['image'] for e in examples]),
-            'label': np.stack([e['label'] for e in examples]),
-            'index': np.stack([e['index'] for e in examples]),
-            'num_skipped': np.int32(skipped)}
+    batch = {k: np.stack([e[k] for e in examples]) for k in examples[0] if k != 'valid'}
+    return dict(batch, num_skipped=np.int32(skipped))
 
   def get_state(self):
     return self._parent.get_state()
@@ -155,8 +227,13 @@ def create_train_dataset(config: ml_collections.ConfigDict, source, *, process_i
   per_process = config.batch_size // process_count
   if len(source) == 0:
     raise ValueError('the training source holds no examples.')
-  ds = grain.MapDataset.range(len(source)).shuffle(seed=data.seed).repeat(None)
-  ds = ds.map(_Read(source, data.image_size))
+  if isinstance(source, groups.TwoGroupSource):  # two streams, each shuffled on its own
+    a, b = (grain.MapDataset.range(len(g)).shuffle(seed=data.seed + 17 * k).repeat(None)
+            for k, g in enumerate(source.groups))
+    ds = _Zip(a, b).map(_ReadPair(source, data.image_size))
+  else:
+    ds = grain.MapDataset.range(len(source)).shuffle(seed=data.seed).repeat(None)
+    ds = ds.map(_Read(source, data.image_size))
   if data.random_flip:  # seeded by the position in the global stream
     ds = ds.random_map(_RandomFlip(), seed=data.seed + 1)
   if process_count > 1:

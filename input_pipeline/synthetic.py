@@ -413,6 +413,10 @@ class SyntheticFaces:
         t = hi if lo == hi else float(np.random.default_rng([self.seed, i]).uniform(lo, hi))
         return ident, expr, (0.0 if expr == 0 else t)
 
+    def labels(self) -> np.ndarray:
+        """Every item's expression label, without rendering."""
+        return (np.arange(len(self)) % self.num_classes).astype(np.int32)
+
     def __getitem__(self, index) -> dict:
         ident, expr, t = self.params(index)
         return {'image': render_face(ident, expr, t, self.style, self.size),

@@ -10,14 +10,21 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from configs import cyclegan
 from configs import mmagan
 from configs import sargan
 from configs import stargan
+from configs import twocet
 from input_pipeline import folders
+from input_pipeline import groups
 from input_pipeline import synthetic
+from jaxpr_gan import losses
 
 # Reference configs: a run's keys and types must be those of get_config('') of its model.
-REFERENCE_CONFIGS = {'stargan': stargan, 'sargan': sargan, 'mmagan': mmagan}
+REFERENCE_CONFIGS = {'stargan': stargan, 'sargan': sargan, 'mmagan': mmagan,
+                     'cyclegan': cyclegan, 'twocet': twocet}
+# The data grouping each model reads (input_pipeline.pipeline.GROUPINGS).
+MODEL_GROUPS = {'cyclegan': 'domains', 'twocet': 'neutral_emotional'}
 DATA_SOURCES = ('synthetic', 'folder')
 GENERATOR_BLOCKS = ('residual', 'sarb', 'mmarm')
 # MMARM (depth 2) and the SARB hourglass (depth 2) halve the bottleneck twice.
@@ -82,8 +89,52 @@ def _check_keys(config: Any, ref: ml_collections.ConfigDict, model: str, prefix:
                       f'configs/{model}.py.')
 
 
+def _check_cyclegan(config: ml_collections.ConfigDict) -> None:
+  """Known architectures and a size that every down-sampling of G and D can take."""
+  g, d, size = config.generator, config.discriminator, config.data.image_size
+  _require(size > 0, config, 'data.image_size', 'must be > 0')
+  _require(g.architecture in ('resnet', 'unet'), config, 'generator.architecture',
+           "is unknown; use 'resnet' or 'unet'")
+  _require(d.architecture in ('basic', 'patch'), config, 'discriminator.architecture',
+           "is unknown; use 'basic' (the paper's) or 'patch' (70x70 PatchGAN)")
+  _require(config.loss.adversarial in losses.ADVERSARIAL_KINDS, config, 'loss.adversarial',
+           f'is unknown; use one of {losses.ADVERSARIAL_KINDS}')
+  _require(config.loss.pool_size >= 0, config, 'loss.pool_size', 'must be >= 0 (0: no pool)')
+  _require(0 <= g.dropout < 1, config, 'generator.dropout', 'must be in [0, 1)')
+  if g.architecture == 'resnet':
+    _require(size % 2 ** g.num_down == 0, config, 'data.image_size',
+             f'is not divisible by 2**generator.num_down = {2 ** g.num_down}')
+  else:
+    _require(g.unet_num_downs >= 5 and size % 2 ** g.unet_num_downs == 0, config,
+             'generator.unet_num_downs', f'must be >= 5 (the U-Net has 5 fixed levels) with '
+             f'data.image_size ({size}) divisible by 2**unet_num_downs; log2(image_size) goes '
+             'down to 1x1')
+  if d.architecture == 'basic':
+    _require(size % 16 == 0, config, 'data.image_size',
+             "is not a multiple of 16, which the 'basic' discriminator (strides 2, 2, 4) needs")
+  else:
+    least = 3 * 2 ** d.num_layers
+    _require(size >= least and size % 2 ** d.num_layers == 0, config, 'data.image_size',
+             f'is too small for a PatchGAN with discriminator.num_layers = {d.num_layers}: use a '
+             f'multiple of {2 ** d.num_layers} of at least {least}')
+
+
+def _check_twocet(config: ml_collections.ConfigDict) -> None:
+  size = config.data.image_size
+  _require(size >= 16 and size & (size - 1) == 0, config, 'data.image_size',
+           'is not a power of two >= 16, which the encoder and discriminator trunks (halving '
+           'down to a 4x4 map) need')
+  lo, hi = config.loss.code_range
+  _require(lo < hi, config, 'loss.code_range', 'must be (low, high) with low < high')
+  _require(config.generator.code_dim > 0, config, 'generator.code_dim', 'must be > 0')
+
+
 def _check_sizes(config: ml_collections.ConfigDict) -> None:
   """The image must survive D's repeat_num and G's num_down halvings (and G's attention)."""
+  if config.model == 'cyclegan':
+    return _check_cyclegan(config)
+  if config.model == 'twocet':
+    return _check_twocet(config)
   size, repeat, down = (config.data.image_size, config.discriminator.repeat_num,
                         config.generator.num_down)
   _require(size > 0, config, 'data.image_size', 'must be > 0')
@@ -116,11 +167,20 @@ def _check_data(config: ml_collections.ConfigDict, class_names: Sequence[str] | 
     _require(2 <= data.num_classes <= n, config, 'data.num_classes',
              f'is out of range: the synthetic faces have 2..{n} expressions '
              f'{synthetic.EXPRESSIONS}')
+  elif config.model in MODEL_GROUPS:
+    layout = (groups.EXPECTED_DOMAIN_LAYOUT if config.model == 'cyclegan'
+              else groups.EXPECTED_GROUP_LAYOUT)
+    _require(bool(data.root) and os.path.isdir(data.root), config, 'data.root',
+             f'is not an existing directory; set it to a folder laid out as {layout}')
   else:
     for key in ('train_dir', 'test_dir'):
       _require(bool(data[key]) and os.path.isdir(data[key]), config, f'data.{key}',
                f'is not an existing directory; set it to a folder laid out as '
                f'{folders.EXPECTED_FOLDER_LAYOUT}')
+  if config.model in MODEL_GROUPS:
+    _require(data.groups == MODEL_GROUPS[config.model], config, 'data.groups',
+             f"must be {MODEL_GROUPS[config.model]!r} for model {config.model!r}")
+    return  # the groups' names come from the layout
   # A folder source with num_classes 0 takes the folder's classes (input_pipeline.pipeline).
   if class_names is not None and not (data.source == 'folder' and data.num_classes == 0):
     _require(data.num_classes == len(class_names), config, 'data.num_classes',

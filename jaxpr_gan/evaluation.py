@@ -18,12 +18,13 @@ from scipy import stats
 from input_pipeline import pipeline
 from input_pipeline import synthetic
 from jaxpr_gan import checkpointing
+from jaxpr_gan import evaluation_groups
 from jaxpr_gan import objectives
 from jaxpr_gan import training
 from jaxpr_gan import visualization
-from jaxpr_gan.metrics import image_quality
+from jaxpr_gan.metrics import paired
 from jaxpr_gan.objectives import intensity
-from jaxpr_gan.objectives.conditional import to_float
+from jaxpr_gan.objectives.base import to_float
 
 
 def restore_generator(config: ml_collections.ConfigDict, workdir: str, step: int | None = None):
@@ -47,46 +48,29 @@ def restore_generator(config: ml_collections.ConfigDict, workdir: str, step: int
   return objective, training.generator_params(state), class_names, step
 
 
-def _pair_metrics(out: jnp.ndarray, truth: jnp.ndarray, inp: jnp.ndarray):
-  """Per-pair metrics of float [-1, 1] images, computed on [0, 1].
-
-  Outputs are clipped to the image range first, as when they are saved (models with an image
-  residual, such as SARGAN, are not bounded by their tanh).
-  """
-  to_unit = lambda z: (jnp.clip(z, -1, 1) + 1) / 2  # same ops on all, so same rounding
-  o, t, i = to_unit(out), to_unit(truth), to_unit(inp)
-  return {'l1': image_quality.l1(o, t), 'psnr': image_quality.psnr(o, t),
-          'ssim': image_quality.ssim(o, t), 'input_l1': image_quality.l1(i, t),
-          'input_psnr': image_quality.psnr(i, t), 'input_ssim': image_quality.ssim(i, t)}
-
-
-def _summary(per_pair: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float]:
-  m = {k: v[mask] for k, v in per_pair.items()}
-  finite_mean = lambda v: float(np.mean(np.minimum(v, 100.0)))  # identical pairs: PSNR capped
-  return {'paired_l1': float(np.mean(m['l1'])), 'psnr': finite_mean(m['psnr']),
-          'ssim': float(np.mean(m['ssim'])),
-          'improvement_rate': float(np.mean(m['l1'] < m['input_l1'])),
-          # The same question asked with PSNR (squared error), which small errors spread over the
-          # whole face weigh less than L1 does.
-          'psnr_improvement_rate': float(np.mean(m['psnr'] > m['input_psnr'])),
-          'input_as_output': {'paired_l1': float(np.mean(m['input_l1'])),
-                              'psnr': finite_mean(m['input_psnr']),
-                              'ssim': float(np.mean(m['input_ssim']))},
-          'num_pairs': int(mask.sum())}
-
-
 def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict:
   """Writes <workdir>/eval/metrics.json and grid.png; returns the metrics."""
   objective, g_params, class_names, step = restore_generator(config, workdir, step)
-  num_classes = len(class_names)
   out_dir = os.path.join(workdir, 'eval')
   os.makedirs(out_dir, exist_ok=True)
   if config.data.source != 'synthetic':
     source = pipeline.make_source(config.data, 'test')
     faces = training.sample_inputs(config, source, config.eval.num_grid_faces)
-    grid = training.translation_grid(jax.jit(objective.translate), g_params, faces, num_classes)
+    faces = {k: faces[k] for k in objective.batch_keys}
+    grid = training.sample_grid(jax.jit(objective.sample_cells), g_params, faces)
     visualization.save_png(os.path.join(out_dir, 'grid.png'), grid)
     report = {'step': step, 'note': 'no ground truth for a folder source: grid only'}
+  elif objective.family == 'two_domain':
+    report = dict(evaluation_groups.evaluate_domains(config, objective, g_params, out_dir),
+                  step=step)
+  elif objective.family == 'reference':
+    report, translate = evaluation_groups.evaluate_reference(config, objective, g_params,
+                                                             class_names, out_dir)
+    # The code scale plays the intensity: each class's mean code times rho, on neutral faces.
+    report['code_scale'] = evaluate_intensity(config, translate, class_names, out_dir,
+                                              rhos=config.eval.code_scales, source_classes=[0],
+                                              file_name='code_scale.png')
+    report['step'] = step
   else:
     translate = jax.jit(functools.partial(objective.translate, g_params))
     report = evaluate_synthetic(config, translate, class_names, out_dir)
@@ -121,30 +105,21 @@ def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names
   @jax.jit
   def score(inp, truth, target):
     x, y = to_float(inp), to_float(truth)
-    return _pair_metrics(translate(x, target), y, x)
+    return paired.pair_metrics(translate(x, target), y, x)
 
-  per_pair = {}
-  bs = config.eval.batch_size
-  for start in range(0, len(pairs), bs):
-    chunk = pairs[start:start + bs]
-    pad = bs - len(chunk)
-    chunk_p = chunk + [chunk[-1]] * pad  # one compiled shape
-    inp = np.stack([faces[(i, s)] for i, s, _ in chunk_p])
-    truth = np.stack([faces[(i, t)] for i, _, t in chunk_p])
-    target = np.array([t for _, _, t in chunk_p], np.int32)
-    m = jax.device_get(score(inp, truth, target))
-    for k, v in m.items():
-      per_pair.setdefault(k, []).append(v[:len(chunk)])
-  per_pair = {k: np.concatenate(v) for k, v in per_pair.items()}
+  per_pair = paired.in_batches(score, {
+      'inp': np.stack([faces[(i, s)] for i, s, _ in pairs]),
+      'truth': np.stack([faces[(i, t)] for i, _, t in pairs]),
+      'target': np.array([t for _, _, t in pairs], np.int32)}, config.eval.batch_size)
   src = np.array([s for _, s, _ in pairs])
   tgt = np.array([t for _, _, t in pairs])
   changed = src != tgt
-  report = dict(_summary(per_pair, changed), class_names=list(class_names))
-  same = _summary(per_pair, ~changed)
+  report = dict(paired.summary(per_pair, changed), class_names=list(class_names))
+  same = paired.summary(per_pair, ~changed)
   for k in ('improvement_rate', 'psnr_improvement_rate'):
     same.pop(k)  # the input is the truth there
   report['same_class'] = same
-  report['per_target'] = {name: _summary(per_pair, changed & (tgt == c))['improvement_rate']
+  report['per_target'] = {name: paired.summary(per_pair, changed & (tgt == c))['improvement_rate']
                           for c, name in enumerate(class_names)}
   _write_grid(out_dir, translate, faces, ids, num_classes, config.eval.num_grid_faces)
   return report
@@ -168,25 +143,27 @@ def _write_grid(out_dir, translate, faces, ids, num_classes, count):
 
 
 def evaluate_intensity(config: ml_collections.ConfigDict, translate, class_names,
-                       out_dir: str) -> dict:
+                       out_dir: str, rhos=None, source_classes=None,
+                       file_name: str = 'intensity.png') -> dict:
   """How the output follows the intensity: `translate(x, targets, rho)` on the test faces.
 
-  For every test face, every other non-neutral target class and every rho of
-  `config.eval.intensities`, the estimated intensity is the one (of `config.eval.intensity_grid`
+  For every test face (of `source_classes`, default all), every other non-neutral target class
+  and every rho of `rhos` (default `config.eval.intensities`), the estimated intensity is the one (of `config.eval.intensity_grid`
   evenly spaced in [0, 1]) whose rendered truth is nearest (L1) to the output (the mean of the
   nearest when several tie). Reports the mean
   estimate and the L1 to the truth at each rho, and the Spearman rank correlation of rho with
-  the estimate over all outputs.
+  the estimate over all outputs. A rho above 1 is compared with the truth at 1.
   """
   data = config.data
   num_classes = len(class_names)
-  rhos = np.asarray(config.eval.intensities, np.float32)
+  rhos = np.asarray(config.eval.intensities if rhos is None else rhos, np.float32)
+  sources = range(num_classes) if source_classes is None else source_classes
   grid = np.linspace(0.0, 1.0, config.eval.intensity_grid).astype(np.float32)
   render = functools.partial(synthetic.render_face, style=data.style, size=data.image_size)
   ids = _test_identities(config)
   # Every intensity of 'neutral' renders the same face, so it has no intensity to follow.
   targets = [t for t in range(num_classes) if class_names[t] != 'neutral']
-  pairs = [(i, s, t) for i in ids for s in range(num_classes) for t in targets if s != t]
+  pairs = [(i, s, t) for i in ids for s in sources for t in targets if s != t]
   faces = {(i, c): render(int(i), c) for i in ids for c in range(num_classes)}
   ladders = {(i, t): np.stack([render(int(i), t, intensity=float(g)) for g in grid])
              for i in ids for t in targets}
@@ -223,15 +200,15 @@ def evaluate_intensity(config: ml_collections.ConfigDict, translate, class_names
     spearman = None
   else:
     spearman = float(stats.spearmanr(rho_all, est.reshape(-1)).statistic)
-  _write_intensity_grid(out_dir, translate, faces, ladders, pairs, rhos, grid,
-                        config.eval.num_grid_faces)
+  _write_intensity_grid(os.path.join(out_dir, file_name), translate, faces, ladders, pairs, rhos,
+                        grid, config.eval.num_grid_faces)
   return {'rho': rhos.tolist(), 'mean_estimated_intensity': est.mean(axis=1).tolist(),
           'paired_l1_at_rho': l1.mean(axis=1).tolist(),
           'mean_abs_intensity_error': float(np.mean(np.abs(est - rhos[:, None]))),
           'spearman': spearman, 'num_pairs': len(pairs), 'candidates': len(grid)}
 
 
-def _write_intensity_grid(out_dir, translate, faces, ladders, pairs, rhos, grid, count):
+def _write_intensity_grid(path, translate, faces, ladders, pairs, rhos, grid, count):
   """Per face two rows: the input and its outputs at each rho, then a blank and the truths."""
   step = max(len(pairs) // max(count, 1), 1)
   chosen = pairs[::step][:count]
@@ -247,5 +224,4 @@ def _write_intensity_grid(out_dir, translate, faces, ladders, pairs, rhos, grid,
   for k, (i, _, t) in enumerate(chosen):
     rows.append([inputs[k]] + list(out[k]))
     rows.append([blank] + [ladders[(i, t)][g] for g in on_ladder])
-  visualization.save_png(os.path.join(out_dir, 'intensity.png'),
-                         visualization.image_grid(np.array(rows)), min_size=512)
+  visualization.save_png(path, visualization.image_grid(np.array(rows)), min_size=512)

@@ -53,3 +53,24 @@ def tile_condition(x: jnp.ndarray, c: jnp.ndarray) -> jnp.ndarray:
   b, h, w, _ = x.shape
   c = jnp.broadcast_to(c[:, None, None, :].astype(x.dtype), (b, h, w, c.shape[-1]))
   return jnp.concatenate([x, c], axis=-1)
+
+
+class AdaIN(nn.Module):
+  """Adaptive InstanceNorm: (1 + gamma) * IN(x) + beta, with (gamma, beta) = Dense(code).
+
+  The normalisation has no parameters of its own; the code sets each channel's scale and shift
+  (StarGAN v2's AdaIN, used by 2CET-GAN and DCAM-GAN). The `1 +` makes a zero Dense the identity
+  on IN(x). The Dense ('fc') returns gamma in its first `features` outputs and beta in the rest,
+  as `torch.chunk` splits the official `fc` output.
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, code: jnp.ndarray) -> jnp.ndarray:
+    if x.shape[-1] != self.features:
+      raise ValueError(f'AdaIN({self.features}) got {x.shape[-1]} channels.')
+    h = nn.Dense(2 * self.features, dtype=self.dtype, param_dtype=jnp.float32,
+                 name='fc')(code.astype(self.dtype))
+    gamma, beta = h[:, None, None, :self.features], h[:, None, None, self.features:]
+    return (1 + gamma) * instance_norm(affine=False, dtype=self.dtype)(x) + beta

@@ -56,3 +56,46 @@ def squared_l2(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
 def mse(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   """Mean squared error (scalar regression targets such as an intensity)."""
   return jnp.mean(jnp.square(x - y))
+
+
+ADVERSARIAL_KINDS = ('bce', 'lsgan')
+
+
+def adversarial(logits: jnp.ndarray, target: float, kind: str = 'bce') -> jnp.ndarray:
+  """D's or G's loss pushing `logits` towards the label `target` (1 real, 0 fake).
+
+  'bce': binary cross-entropy on logits (the original GAN; the non-saturating generator loss
+  when G uses target 1). 'lsgan': least squares on the raw output (CycleGAN's default).
+  """
+  logits = logits.astype(jnp.float32)
+  if kind == 'bce':
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target)))
+  if kind == 'lsgan':
+    return jnp.mean(jnp.square(logits - target))
+  raise ValueError(f'unknown adversarial loss {kind!r}; use one of {ADVERSARIAL_KINDS}.')
+
+
+def r1_penalty(critic: Callable[[jnp.ndarray], jnp.ndarray], real: jnp.ndarray) -> jnp.ndarray:
+  """Zero-centred gradient penalty on real data (Mescheder et al. 2018), as StarGAN v2 and
+  2CET-GAN write it: 0.5 * E[||grad_x sum D(x)||^2]."""
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(real)
+  return 0.5 * jnp.mean(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1))
+
+
+def diversity(fake_1: jnp.ndarray, fake_2: jnp.ndarray,
+              weights: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Diversity-sensitive term E[w * ||G(x, c1) - G(x, c2)||_1] (per-sample mean absolute
+  difference, optionally weighted per sample); objectives subtract it to push outputs apart."""
+  per_sample = jnp.mean(jnp.abs(fake_1 - fake_2).reshape(fake_1.shape[0], -1), axis=-1)
+  if weights is not None:
+    per_sample = per_sample * weights
+  return jnp.mean(per_sample)
+
+
+def ramp(step: jnp.ndarray, start: float, end: float, num_steps: int) -> jnp.ndarray:
+  """A loss weight moving linearly from `start` at step 0 to `end` at `num_steps`, then held
+  (2CET-GAN's dynamic weights); `num_steps` 0 means `end` throughout."""
+  if num_steps <= 0:
+    return jnp.asarray(end, jnp.float32)
+  frac = jnp.clip(jnp.asarray(step, jnp.float32) / num_steps, 0.0, 1.0)
+  return jnp.asarray(start + (end - start) * frac, jnp.float32)

@@ -27,7 +27,6 @@ from jaxpr_gan import checkpointing
 from jaxpr_gan import config_validation
 from jaxpr_gan import objectives
 from jaxpr_gan import visualization
-from jaxpr_gan.objectives.conditional import to_float
 
 Metrics = dict[str, jax.Array]
 StepFn = Callable[[Any, dict[str, jax.Array], jax.Array], tuple[Any, Metrics]]
@@ -39,6 +38,7 @@ class TrainState:
   params: dict[str, Any]  # {'g': ..., 'd': ...}
   opt_state: dict[str, Any]
   ema_params: Any  # EMA of params['g'], or {} when config.ema_decay == 0
+  aux: Any  # the objective's extra state (e.g. CycleGAN's image pools), {} for most
   rng: jax.Array  # raw uint32 key of the run; step keys are folded in from it
   nonfinite_run: dict[str, jax.Array]  # per network: consecutive updates skipped as non-finite
 
@@ -60,7 +60,10 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
 
 def _optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   # The learning rate is applied in the step, from the iteration count shared by G and D.
-  return optax.scale_by_adam(b1=config.optim.b1, b2=config.optim.b2, eps=1e-8)
+  adam = optax.scale_by_adam(b1=config.optim.b1, b2=config.optim.b2, eps=1e-8)
+  decay = config.optim.get('weight_decay', 0.0)
+  # PyTorch Adam's weight_decay (2CET-GAN): an L2 term added to the gradient before Adam.
+  return optax.chain(optax.add_decayed_weights(decay), adam) if decay else adam
 
 
 def init_state(objective, config: ml_collections.ConfigDict) -> TrainState:
@@ -73,7 +76,7 @@ def init_state(objective, config: ml_collections.ConfigDict) -> TrainState:
   ema = jax.tree.map(jnp.copy, params['g']) if config.ema_decay > 0 else {}
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state={'g': tx.init(params['g']), 'd': tx.init(params['d'])},
-                    ema_params=ema, rng=run_rng,
+                    ema_params=ema, aux=objective.init_aux(size), rng=run_rng,
                     nonfinite_run={'d': jnp.zeros((), jnp.int32), 'g': jnp.zeros((), jnp.int32)})
 
 
@@ -97,6 +100,7 @@ def _guarded(finite: jax.Array, new: TrainState, old: TrainState, net: str, metr
   state = new.replace(params=jax.tree.map(keep, new.params, old.params),
                       opt_state=jax.tree.map(keep, new.opt_state, old.opt_state),
                       ema_params=jax.tree.map(keep, new.ema_params, old.ema_params),
+                      aux=jax.tree.map(keep, new.aux, old.aux),
                       nonfinite_run=dict(old.nonfinite_run, **{net: run}))
   skipped = (1 - finite.astype(jnp.int32)).astype(jnp.float32)
   return state, dict(metrics, **{f'{net.upper()}/nonfinite_steps': skipped})
@@ -113,21 +117,23 @@ def make_step_fns(objective, config: ml_collections.ConfigDict) -> tuple[StepFn,
                                num_decay_steps=config.optim.num_decay_steps)
 
   def d_step(state: TrainState, batch, rng):
+    batch, aux = objective.d_inputs(state.aux, state.params['g'], batch,
+                                    jax.random.fold_in(rng, 2))
     grad_fn = jax.value_and_grad(objective.d_loss, has_aux=True)
     (loss, metrics), grads = grad_fn(state.params['d'], state.params['g'], batch,
-                                     jax.random.fold_in(rng, 0))
+                                     jax.random.fold_in(rng, 0), state.step)
     lr = schedule(config.optim.d_lr, state.step)
     d, d_opt = _apply(tx, state.params['d'], state.opt_state['d'], grads, lr)
     metrics = dict(metrics, **{'D/lr': lr, 'D/grad_norm': optax.global_norm(grads)})
     new = state.replace(step=state.step + 1, params=dict(state.params, d=d),
-                        opt_state=dict(state.opt_state, d=d_opt))
+                        opt_state=dict(state.opt_state, d=d_opt), aux=aux)
     return _guarded(_all_finite(loss, grads), new, state, 'd', metrics)
 
   def g_step(state: TrainState, batch, rng):
     # Runs after the d_step of the same iteration, which already advanced state.step.
     grad_fn = jax.value_and_grad(objective.g_loss, has_aux=True)
     (loss, metrics), grads = grad_fn(state.params['g'], state.params['d'], batch,
-                                     jax.random.fold_in(rng, 1))
+                                     jax.random.fold_in(rng, 1), state.step - 1)
     lr = schedule(config.optim.g_lr, state.step - 1)
     g, g_opt = _apply(tx, state.params['g'], state.opt_state['g'], grads, lr)
     ema = state.ema_params
@@ -146,7 +152,7 @@ def compile_steps(objective, config, mesh, state_template):
   replicated = NamedSharding(mesh, P())
   data = NamedSharding(mesh, P('data'))
   state_sharding = jax.tree.map(lambda _: replicated, state_template)
-  batch_sharding = {'image': data, 'label': data}
+  batch_sharding = {k: data for k in objective.batch_keys}
   d_step, g_step = make_step_fns(objective, config)
   jit = functools.partial(jax.jit, in_shardings=(state_sharding, batch_sharding, replicated),
                           out_shardings=(state_sharding, replicated), donate_argnums=(0,))
@@ -159,7 +165,8 @@ def generator_params(state: TrainState):
 
 
 def sample_inputs(config: ml_collections.ConfigDict, test_source, num_faces: int):
-  """Fixed test faces for sample grids: different identities, cycling through expressions."""
+  """A fixed batch of test examples for sample grids (synthetic faces: different identities,
+  cycling through the expressions); keys as the training batch's."""
   num_classes = len(test_source.class_names)
   count = min(num_faces, len(test_source))
   if isinstance(test_source, synthetic.SyntheticFaces):  # index = identity * classes + class
@@ -167,22 +174,13 @@ def sample_inputs(config: ml_collections.ConfigDict, test_source, num_faces: int
   else:
     indices = np.linspace(0, len(test_source) - 1, count).astype(int).tolist()
   to_example = pipeline.ToExample(config.data.image_size)
-  examples = [to_example.map(test_source[i]) for i in indices]
-  return np.stack([e['image'] for e in examples if e['valid']])
+  examples = [e for e in (to_example.map(test_source[i]) for i in indices) if e['valid']]
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0] if k != 'valid'}
 
 
-def translation_grid(translate, g_params, images: np.ndarray, num_classes: int) -> np.ndarray:
-  """Rows: input faces; columns: the input, then its translation to every class.
-
-  `translate(g_params, x, targets)` is the objective's, jitted once by the caller.
-  """
-  x = to_float(jnp.asarray(images))
-  n = x.shape[0]
-  xs = jnp.repeat(x, num_classes, axis=0)
-  targets = jnp.tile(jnp.arange(num_classes), n)
-  out = translate(g_params, xs, targets).reshape(n, num_classes, *x.shape[1:])
-  cells = np.concatenate([np.asarray(images)[:, None], visualization.to_uint8(out)], axis=1)
-  return visualization.image_grid(cells)
+def sample_grid(sample_cells, g_params, batch: dict[str, np.ndarray]) -> np.ndarray:
+  """The objective's sample picture as one uint8 grid; `sample_cells` jitted by the caller."""
+  return visualization.image_grid(visualization.to_uint8(sample_cells(g_params, batch)))
 
 
 def _put_batch(batch: dict[str, np.ndarray], batch_sharding) -> dict[str, jax.Array]:
@@ -262,8 +260,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
   test_source = pipeline.make_source(config.data, 'test')
   class_names = list(train_source.class_names)
   config_validation.validate(config, mesh.devices.size, class_names)  # before compiling
-  num_classes = len(class_names)
-  objective = objectives.build(config, num_classes)
+  objective = objectives.build(config, len(class_names))
 
   dataset = pipeline.create_train_dataset(config, train_source,
                                           process_index=jax.process_index(),
@@ -300,8 +297,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
                           if isinstance(v, (int, float, str, bool))})
   report = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps, writer=writer,
                                            every_steps=config.log_every)
-  sample_images = sample_inputs(config, test_source, config.num_sample_faces)
-  translate = jax.jit(objective.translate)
+  samples = sample_inputs(config, test_source, config.num_sample_faces)
+  samples = {k: samples[k] for k in objective.batch_keys}
+  sample_cells = jax.jit(objective.sample_cells)
 
   sums, skipped = {}, 0  # skipped: undecodable files met by this process
   preemption = Preemption()
@@ -332,7 +330,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
         sums = {}
       if done % config.sample_every == 0 or last:
         # Every process runs the translation (its program spans every device); the chief writes.
-        grid = translation_grid(translate, generator_params(state), sample_images, num_classes)
+        grid = sample_grid(sample_cells, generator_params(state), samples)
         if is_chief:
           visualization.save_png(os.path.join(workdir, 'samples', f'step_{done:07d}.png'), grid)
           writer.write_images(done, {'samples': grid[None]})

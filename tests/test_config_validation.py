@@ -3,15 +3,18 @@ import re
 
 import pytest
 
+from configs import cyclegan as cyclegan_config
 from configs import mmagan as mmagan_config
 from configs import sargan as sargan_config
 from configs import stargan as stargan_config
+from configs import twocet as twocet_config
 from input_pipeline import synthetic
 from jaxpr_gan import config_validation
 from jaxpr_gan import training
 from jaxpr_gan.config_validation import ConfigError
 
-MODULES = {'stargan': stargan_config, 'sargan': sargan_config, 'mmagan': mmagan_config}
+MODULES = {'stargan': stargan_config, 'sargan': sargan_config, 'mmagan': mmagan_config,
+           'cyclegan': cyclegan_config, 'twocet': twocet_config}
 
 
 def _tiny(model: str = 'stargan'):
@@ -52,7 +55,10 @@ def _shipped_variants(module) -> list[str]:
 @pytest.mark.parametrize('num_devices', [1, 8])
 def test_every_shipped_variant_validates(model, variant, num_devices):
   config = MODULES[model].get_config(variant)
-  config_validation.validate(config, num_devices, _names(config))
+  if config.batch_size % num_devices:  # the CycleGAN paper's batch of 1 needs one device
+    _fails(config, 'batch_size', config.batch_size, 'divisible', num_devices=num_devices)
+  else:
+    config_validation.validate(config, num_devices, _names(config))
 
 
 @pytest.mark.parametrize('key,value,suggestion', [
@@ -96,8 +102,8 @@ def test_missing_key():
 
 def test_unknown_model_lists_the_known():
   config = _tiny()
-  config.model = 'cyclegan'
-  _fails(config, 'model', 'cyclegan', "['mmagan', 'sargan', 'stargan']")
+  config.model = 'dcamgan'
+  _fails(config, 'model', 'dcamgan', "['cyclegan', 'mmagan', 'sargan', 'stargan', 'twocet']")
 
 
 def test_batch_not_divisible_by_devices():
@@ -186,3 +192,34 @@ def test_train_fails_fast_before_compiling(tmp_path, monkeypatch):
   config.batch_size = 7
   with pytest.raises(ConfigError, match=re.escape('config.batch_size = 7')):
     training.train(config, str(tmp_path / 'run'))
+
+
+@pytest.mark.parametrize('variant,key,value,more', [
+    ('tiny', 'generator.architecture', 'vit', "'resnet' or 'unet'"),
+    ('tiny', 'discriminator.architecture', 'big', "'basic'"),
+    ('tiny', 'loss.adversarial', 'hinge', "('bce', 'lsgan')"),
+    ('tiny', 'data.image_size', 24, "multiple of 16"),
+    ('tiny+patchgan', 'data.image_size', 16, 'PatchGAN'),
+    ('tiny+patchgan', 'data.image_size', 20, 'PatchGAN'),
+    ('quick+unet', 'generator.unet_num_downs', 4, '>= 5'),
+    ('tiny', 'data.groups', 'classes', "'domains'"),
+    ('tiny', 'generator.dropout', 1.0, '[0, 1)'),
+])
+def test_cyclegan_settings(variant, key, value, more):
+  config = cyclegan_config.get_config(variant)
+  _set(config, key, value)
+  _fails(config, key, value, more)
+
+
+@pytest.mark.parametrize('key,value,more', [
+    ('data.image_size', 48, 'power of two'),
+    ('data.image_size', 8, 'power of two'),
+    ('loss.code_range', (0.5, -0.5), 'low < high'),
+    ('data.root', '/no/such/dir', 'neutral'),
+])
+def test_twocet_settings(key, value, more):
+  config = twocet_config.get_config('tiny')
+  if key == 'data.root':
+    config.data.source = 'folder'
+  _set(config, key, value)
+  _fails(config, key, value, more)

@@ -29,8 +29,8 @@ class _PoisonedD:
   def __getattr__(self, name):
     return getattr(self.inner, name)
 
-  def d_loss(self, d_params, g_params, batch, rng):
-    total, metrics = self.inner.d_loss(d_params, g_params, batch, rng)
+  def d_loss(self, d_params, g_params, batch, rng, step=0):
+    total, metrics = self.inner.d_loss(d_params, g_params, batch, rng, step)
     return total * jnp.nan, dict(metrics, **{'D/adv': metrics['D/adv'] * jnp.nan})
 
 

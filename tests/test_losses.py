@@ -1,6 +1,8 @@
 """Losses on cases solvable by hand."""
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxpr_gan import losses
 
@@ -49,3 +51,31 @@ def test_learning_rate_constant_then_linear_decay_to_zero():
         for s in (0, 6, 7, 8, 10)]
   np.testing.assert_allclose(lr, [1e-4, 1e-4, 0.75e-4, 0.5e-4, 0.0], rtol=1e-6)
   assert float(training.learning_rate(3e-4, jnp.asarray(5), 10, 0)) == np.float32(3e-4)
+
+
+def test_adversarial_losses_by_hand():
+  zeros = jnp.zeros((2, 4, 4, 1))
+  assert float(losses.adversarial(zeros, 1.0, 'bce')) == pytest.approx(np.log(2.0))
+  assert float(losses.adversarial(zeros + 3.0, 0.0, 'lsgan')) == pytest.approx(9.0)
+  assert float(losses.adversarial(zeros + 3.0, 1.0, 'lsgan')) == pytest.approx(4.0)
+  # softplus(-x) for a real label: large logits cost almost nothing.
+  assert float(losses.adversarial(zeros + 20.0, 1.0, 'bce')) == pytest.approx(np.exp(-20.0),
+                                                                              rel=1e-3)
+  with pytest.raises(ValueError, match='unknown adversarial loss'):
+    losses.adversarial(zeros, 1.0, 'hinge')
+
+
+def test_r1_penalty_of_a_linear_critic_is_half_the_squared_weight_norm():
+  w = jnp.arange(12.0).reshape(1, 2, 2, 3) / 10.0
+  critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))
+  real = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 2, 3))
+  assert float(losses.r1_penalty(critic, real)) == pytest.approx(0.5 * float(jnp.sum(w ** 2)))
+
+
+def test_diversity_and_ramp_by_hand():
+  a, b = jnp.zeros((2, 2, 2, 3)), jnp.stack([jnp.full((2, 2, 3), 0.5), jnp.full((2, 2, 3), 1.0)])
+  assert float(losses.diversity(a, b)) == pytest.approx(0.75)
+  assert float(losses.diversity(a, b, jnp.array([2.0, 0.0]))) == pytest.approx(0.5)
+  ramp = lambda s: float(losses.ramp(s, 1.0, 1.5, 10))
+  assert [ramp(0), ramp(5), ramp(10), ramp(20)] == pytest.approx([1.0, 1.25, 1.5, 1.5])
+  assert float(losses.ramp(3, 0.0, 1.0, 0)) == 1.0  # no ramp: the end value

@@ -1,13 +1,18 @@
 """Model registry: config -> objective (networks + how their losses compose)."""
 import ml_collections
 
+from jaxpr_gan.models import cyclegan
 from jaxpr_gan.models import mmagan
 from jaxpr_gan.models import sargan
 from jaxpr_gan.models import stargan
+from jaxpr_gan.models import twocet
 from jaxpr_gan.objectives import conditional
 from jaxpr_gan.objectives import intensity
+from jaxpr_gan.objectives import reference
+from jaxpr_gan.objectives import two_domain
 
 CONDITIONAL_MODELS = ('stargan', 'sargan', 'mmagan')
+MODELS = CONDITIONAL_MODELS + ('cyclegan', 'twocet')
 
 
 def _generator(config: ml_collections.ConfigDict) -> stargan.Generator:
@@ -19,10 +24,7 @@ def _generator(config: ml_collections.ConfigDict) -> stargan.Generator:
                  block=g.block, image_residual=g.image_residual)
 
 
-def build(config: ml_collections.ConfigDict, num_classes: int):
-  """The objective for `config.model`, networks sized from the config."""
-  if config.model not in CONDITIONAL_MODELS:
-    raise ValueError(f'unknown config.model {config.model!r}; known: {CONDITIONAL_MODELS}')
+def _conditional(config: ml_collections.ConfigDict, num_classes: int):
   d, loss = config.discriminator, config.loss
   d_cls = mmagan.Discriminator if config.model == 'mmagan' else stargan.Discriminator
   common = dict(
@@ -36,3 +38,47 @@ def build(config: ml_collections.ConfigDict, num_classes: int):
         **common, lambda_info_g=loss.lambda_info_g, lambda_info_d=loss.lambda_info_d,
         lambda_rho=loss.lambda_rho, rec_code=loss.rec_code)
   return conditional.ConditionalGAN(**common)
+
+
+def _cyclegan(config: ml_collections.ConfigDict) -> two_domain.CycleGAN:
+  g, d, loss = config.generator, config.discriminator, config.loss
+  if g.architecture == 'unet':
+    generator = cyclegan.UnetGenerator(ngf=g.ngf, num_downs=g.unet_num_downs, dropout=g.dropout)
+  else:
+    generator = cyclegan.ResnetGenerator(ngf=g.ngf, num_blocks=g.num_blocks, num_down=g.num_down,
+                                         dropout=g.dropout)
+  if d.architecture == 'patch':
+    discriminator = cyclegan.PatchDiscriminator(ndf=d.ndf, num_layers=d.num_layers)
+  else:
+    discriminator = cyclegan.BasicDiscriminator(ndf=d.ndf)
+  return two_domain.CycleGAN(
+      generator=generator, discriminator=discriminator, adversarial=loss.adversarial,
+      lambda_a=loss.lambda_a, lambda_b=loss.lambda_b, lambda_identity=loss.lambda_identity,
+      pool_size=loss.pool_size)
+
+
+def _twocet(config: ml_collections.ConfigDict) -> reference.TwoCycleGAN:
+  g, d, loss = config.generator, config.discriminator, config.loss
+  size = config.data.image_size
+  return reference.TwoCycleGAN(
+      generator=twocet.Generator(image_size=size, code_dim=g.code_dim, dim_in=g.dim_in,
+                                 max_conv_dim=g.max_conv_dim),
+      encoder=twocet.Encoder(image_size=size, code_dim=g.code_dim, dim_in=g.dim_in,
+                             max_conv_dim=g.max_conv_dim, grayscale=config.encoder.grayscale),
+      discriminator=twocet.Discriminator(image_size=size, dim_in=d.dim_in,
+                                         max_conv_dim=d.max_conv_dim),
+      code_dim=g.code_dim, code_range=tuple(loss.code_range), lambda_adv_e=loss.lambda_adv_e,
+      lambda_adv_n=loss.lambda_adv_n, lambda_cyc_n=loss.lambda_cyc_n, lambda_r1=loss.lambda_r1,
+      code_weight=tuple(loss.code_weight), ds_weight=tuple(loss.ds_weight),
+      cyc_e_weight=tuple(loss.cyc_e_weight), proportional_ds=loss.proportional_ds)
+
+
+def build(config: ml_collections.ConfigDict, num_classes: int):
+  """The objective for `config.model`, networks sized from the config."""
+  if config.model in CONDITIONAL_MODELS:
+    return _conditional(config, num_classes)
+  if config.model == 'cyclegan':
+    return _cyclegan(config)
+  if config.model == 'twocet':
+    return _twocet(config)
+  raise ValueError(f'unknown config.model {config.model!r}; known: {MODELS}')

@@ -12,17 +12,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxpr_gan import losses
+from jaxpr_gan.objectives.base import Objective
+from jaxpr_gan.objectives.base import to_float
 
 Params = Any
 
 
-def to_float(images: jnp.ndarray) -> jnp.ndarray:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return images.astype(jnp.float32) / 127.5 - 1.0
-
-
 @dataclasses.dataclass(frozen=True)
-class ConditionalGAN:
+class ConditionalGAN(Objective):
   """Networks and loss weights of a StarGAN-style model; all methods are pure."""
   generator: nn.Module
   discriminator: nn.Module
@@ -48,6 +45,15 @@ class ConditionalGAN:
     """Float images in [-1, 1] and integer target classes (intensities rho) -> images."""
     return self.generator.apply({'params': g_params}, x, self.condition(target, rho))
 
+  def sample_cells(self, g_params: Params, batch: dict[str, jnp.ndarray]) -> jnp.ndarray:
+    """Rows: the faces; columns: the face, then its translation to every class."""
+    x = to_float(batch['image'])
+    n = x.shape[0]
+    xs = jnp.repeat(x, self.num_classes, axis=0)
+    targets = jnp.tile(jnp.arange(self.num_classes), n)
+    out = self.translate(g_params, xs, targets).reshape(n, self.num_classes, *x.shape[1:])
+    return jnp.concatenate([x[:, None], out], axis=1)
+
   def _discriminate(self, d_params: Params, x: jnp.ndarray):
     return self.discriminator.apply({'params': d_params}, x)
 
@@ -66,7 +72,8 @@ class ConditionalGAN:
     return 0.0, {}
 
   def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
-             rng: jax.Array) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+             rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    del step  # no schedule in this family
     perm_rng, alpha_rng = jax.random.split(rng)
     x = to_float(batch['image'])
     labels = batch['label']
@@ -85,7 +92,8 @@ class ConditionalGAN:
                    **extra_metrics}
 
   def g_loss(self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray],
-             rng: jax.Array) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+             rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    del step
     x = to_float(batch['image'])
     labels = batch['label']
     targets, rho = self._targets(rng, labels)
