@@ -17,8 +17,9 @@ quick: install
 	$(PY) train.py --config configs/stargan.py:quick --workdir $(WORKDIR)
 	$(PY) eval.py --config configs/stargan.py:quick --workdir $(WORKDIR)
 
+# --capture=sys: a native crash (XLA, tensorstore) still prints its own message to the log.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --capture=sys
 
 clean:
 	rm -rf workdirs .jax_cache
