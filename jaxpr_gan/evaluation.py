@@ -55,8 +55,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
   os.makedirs(out_dir, exist_ok=True)
   if config.data.source != 'synthetic':
     source = pipeline.make_source(config.data, 'test')
-    faces = training.sample_inputs(config, source, config.eval.num_grid_faces)
-    faces = {k: faces[k] for k in objective.batch_keys}
+    faces = training.sample_inputs(config, source, config.eval.num_grid_faces,
+                                   objective.batch_keys)
     grid = training.sample_grid(jax.jit(objective.sample_cells), g_params, faces)
     visualization.save_png(os.path.join(out_dir, 'grid.png'), grid)
     report = {'step': step, 'note': 'no ground truth for a folder source: grid only'}
@@ -83,13 +83,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
   return report
 
 
-def _test_identities(config: ml_collections.ConfigDict) -> np.ndarray:
-  """The test identities scored: all 50, or the first `config.eval.num_identities` if set."""
-  ids = synthetic.identity_ids('test')
-  limit = config.eval.num_identities
-  return ids[:limit] if limit else ids
-
-
 def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names,
                        out_dir: str) -> dict:
   """Scores `translate(x in [-1, 1], target classes) -> images` on every test pair."""
@@ -97,7 +90,7 @@ def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names
   num_classes = len(class_names)
   render = functools.partial(synthetic.render_face, intensity=1.0, style=data.style,
                              size=data.image_size)
-  ids = _test_identities(config)
+  ids = evaluation_groups.test_identities(config)
   # Every test face (identity, source class) paired with every target class.
   pairs = [(i, s, t) for i in ids for s in range(num_classes) for t in range(num_classes)]
   faces = {(i, c): render(int(i), c) for i in ids for c in range(num_classes)}
@@ -148,7 +141,8 @@ def evaluate_intensity(config: ml_collections.ConfigDict, translate, class_names
   """How the output follows the intensity: `translate(x, targets, rho)` on the test faces.
 
   For every test face (of `source_classes`, default all), every other non-neutral target class
-  and every rho of `rhos` (default `config.eval.intensities`), the estimated intensity is the one (of `config.eval.intensity_grid`
+  and every rho of `rhos` (default `config.eval.intensities`), the estimated intensity is the
+  one (of `config.eval.intensity_grid`
   evenly spaced in [0, 1]) whose rendered truth is nearest (L1) to the output (the mean of the
   nearest when several tie). Reports the mean
   estimate and the L1 to the truth at each rho, and the Spearman rank correlation of rho with
@@ -160,7 +154,7 @@ def evaluate_intensity(config: ml_collections.ConfigDict, translate, class_names
   sources = range(num_classes) if source_classes is None else source_classes
   grid = np.linspace(0.0, 1.0, config.eval.intensity_grid).astype(np.float32)
   render = functools.partial(synthetic.render_face, style=data.style, size=data.image_size)
-  ids = _test_identities(config)
+  ids = evaluation_groups.test_identities(config)
   # Every intensity of 'neutral' renders the same face, so it has no intensity to follow.
   targets = [t for t in range(num_classes) if class_names[t] != 'neutral']
   pairs = [(i, s, t) for i in ids for s in sources for t in targets if s != t]

@@ -21,7 +21,7 @@ from jaxpr_gan.metrics import paired
 from jaxpr_gan.objectives.base import to_float
 
 
-def _ids(config: ml_collections.ConfigDict) -> np.ndarray:
+def test_identities(config: ml_collections.ConfigDict) -> np.ndarray:
   """The test identities scored: all 50, or the first `config.eval.num_identities`."""
   return synthetic.identity_ids('test')[:config.eval.num_identities or None]
 
@@ -43,7 +43,7 @@ def evaluate_domains(config: ml_collections.ConfigDict, objective, g_params,
                      out_dir: str) -> dict:
   """Both directions over every test identity and expression; writes eval/grid.png."""
   data = config.data
-  ids = _ids(config)
+  ids = test_identities(config)
   keys = [(int(i), c) for i in ids for c in range(data.num_classes)]
   faces = [np.stack([synthetic.render_face(i, c, style=style, size=data.image_size)
                      for i, c in keys]) for style in data.styles]
@@ -93,7 +93,7 @@ def evaluate_reference(config: ml_collections.ConfigDict, objective, g_params, c
   mean training code, for the code-scale sweep.
   """
   data = config.data
-  ids = [int(i) for i in _ids(config)]
+  ids = [int(i) for i in test_identities(config)]
   n = len(ids)
   emotional = range(1, len(class_names))
   render = functools.partial(synthetic.render_face, style=data.style, size=data.image_size)

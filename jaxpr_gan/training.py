@@ -164,9 +164,9 @@ def generator_params(state: TrainState):
   return state.ema_params if jax.tree.leaves(state.ema_params) else state.params['g']
 
 
-def sample_inputs(config: ml_collections.ConfigDict, test_source, num_faces: int):
+def sample_inputs(config: ml_collections.ConfigDict, test_source, num_faces: int, keys):
   """A fixed batch of test examples for sample grids (synthetic faces: different identities,
-  cycling through the expressions); keys as the training batch's."""
+  cycling through the expressions), with the fields `keys` (the objective's batch keys)."""
   num_classes = len(test_source.class_names)
   count = min(num_faces, len(test_source))
   if isinstance(test_source, synthetic.SyntheticFaces):  # index = identity * classes + class
@@ -175,7 +175,7 @@ def sample_inputs(config: ml_collections.ConfigDict, test_source, num_faces: int
     indices = np.linspace(0, len(test_source) - 1, count).astype(int).tolist()
   to_example = pipeline.ToExample(config.data.image_size)
   examples = [e for e in (to_example.map(test_source[i]) for i in indices) if e['valid']]
-  return {k: np.stack([e[k] for e in examples]) for k in examples[0] if k != 'valid'}
+  return {k: np.stack([e[k] for e in examples]) for k in keys}
 
 
 def sample_grid(sample_cells, g_params, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -297,8 +297,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
                           if isinstance(v, (int, float, str, bool))})
   report = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps, writer=writer,
                                            every_steps=config.log_every)
-  samples = sample_inputs(config, test_source, config.num_sample_faces)
-  samples = {k: samples[k] for k in objective.batch_keys}
+  samples = sample_inputs(config, test_source, config.num_sample_faces, objective.batch_keys)
   sample_cells = jax.jit(objective.sample_cells)
 
   sums, skipped = {}, 0  # skipped: undecodable files met by this process

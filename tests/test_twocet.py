@@ -1,4 +1,4 @@
-"""2CET-GAN: groups data, the two cycles' loss terms, evaluation against rendered truths, a tiny run."""
+"""2CET-GAN: groups data, the two cycles' loss terms, evaluation against truths, a tiny run."""
 import json
 import os
 
