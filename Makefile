@@ -19,7 +19,7 @@ quick: install
 
 # --capture=sys: a native crash (XLA, tensorstore) still prints its own message to the log.
 test: install
-	$(PY) -m pytest -q --capture=sys
+	$(PY) -m pytest -q --capture=sys -n 2 --dist loadfile  # two workers; a file stays on one
 
 clean:
 	rm -rf workdirs .jax_cache
