@@ -20,7 +20,8 @@ Variants (`--config configs/cyclegan.py:VARIANT`):
   "patchgan"  the CycleGAN code's 70x70 PatchGAN discriminator (3 layers, 64 filters).
   "lsgan"     least-squares adversarial loss (the CycleGAN code's default).
   "identity"  the identity loss with weight 0.5 (the CycleGAN code's default).
-  "official"  patchgan + lsgan + identity: the CycleGAN code's defaults.
+  "official"  patchgan + lsgan + identity, no dropout: the CycleGAN code's defaults (its
+              cycle_gan model turns dropout off); the layout its checkpoints convert from.
 
 Run:
   python train.py --config configs/cyclegan.py:quick --workdir workdirs/cyclegan_quick
@@ -119,4 +120,6 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
       c.loss.adversarial = 'lsgan'
     if m in ('identity', 'official'):
       c.loss.lambda_identity = 0.5
+    if m == 'official':
+      c.generator.dropout = 0.0
   return c

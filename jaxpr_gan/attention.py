@@ -100,6 +100,7 @@ class SARB(nn.Module):
     f = ConvUnit(self.features, dtype=self.dtype, name='conv1')(x)
     f = ConvUnit(self.features, relu=False, dtype=self.dtype, name='conv2')(f)
     alpha = Hourglass(self.hg_depth, self.mid_features, 1, dtype=self.dtype, name='attention')(f)
+    self.sow('intermediates', 'attention_map', alpha)  # read by inference (masks); free otherwise
     return x + alpha * f
 
 
@@ -139,7 +140,9 @@ class SpatialGate(nn.Module):
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     pooled = jnp.concatenate([jnp.mean(x, -1, keepdims=True), max_over(x, -1)], -1)
     logits = layers.conv(1, self.kernel, 1, self.kernel // 2, dtype=self.dtype)(pooled)
-    return nn.sigmoid(logits)
+    mask = nn.sigmoid(logits)
+    self.sow('intermediates', 'attention_map', mask)  # read by inference (masks); free otherwise
+    return mask
 
 
 class MixedAttention(nn.Module):

@@ -1,0 +1,140 @@
+"""Official PyTorch checkpoints -> our networks: same outputs on the same (random) weights."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from configs import cyclegan as cyclegan_config  # pylint: disable=g-import-not-at-top,g-bad-import-order
+from configs import sargan as sargan_config
+from configs import stargan as stargan_config
+from jaxpr_gan import convert
+from jaxpr_gan import evaluation
+from tests import torch_official
+
+NUM_CLASSES = 5
+
+
+def _save(module, path):
+  torch.save(module.state_dict(), path)
+  return str(path)
+
+
+def _inputs(size, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+  c = np.eye(NUM_CLASSES, dtype=np.float32)[[1, 3]]
+  return x, c
+
+
+def _torch(module, *arrays):
+  module.train()  # per-image InstanceNorm statistics, as the official test code runs
+  with torch.no_grad():
+    tensors = [torch.from_numpy(a.transpose(0, 3, 1, 2).copy()) if a.ndim == 4
+               else torch.from_numpy(a) for a in arrays]
+    out = module(*tensors)
+  outs = out if isinstance(out, tuple) else (out,)
+  return [o.numpy().transpose(0, 2, 3, 1) if o.ndim == 4 else o.numpy() for o in outs]
+
+
+@pytest.fixture(scope='module')
+def stargan_run(tmp_path_factory):
+  """The tiny StarGAN config's networks, official-style random weights, imported into a run."""
+  tmp = tmp_path_factory.mktemp('stargan_import')
+  config = stargan_config.get_config('tiny')
+  g = torch_official.randomize(torch_official.StarGenerator(4, NUM_CLASSES, 1), 0)
+  d = torch_official.randomize(torch_official.StarDiscriminator(16, 4, NUM_CLASSES, 4), 1)
+  files = {'generator': _save(g, tmp / '10-G.ckpt'), 'discriminator': _save(d, tmp / '10-D.ckpt')}
+  workdir = str(tmp / 'run')
+  names = [f'class{i}' for i in range(NUM_CLASSES)]
+  replaced = convert.import_run(config, files, names, workdir, step=10)
+  return config, workdir, g, d, replaced
+
+
+def test_stargan_generator_and_discriminator_equal_the_official_modules(stargan_run):
+  config, workdir, g, d, replaced = stargan_run
+  files = {'generator': os.path.join(os.path.dirname(workdir), '10-G.ckpt'),
+           'discriminator': os.path.join(os.path.dirname(workdir), '10-D.ckpt')}
+  assert replaced == ['g', 'd']
+  objective, g_params, class_names, step = evaluation.restore_generator(config, workdir)
+  assert step == 10 and class_names == [f'class{i}' for i in range(NUM_CLASSES)]
+  x, c = _inputs(16)
+  ours = objective.generator.apply({'params': g_params}, jnp.asarray(x), jnp.asarray(c))
+  (theirs,) = _torch(g, x, c)
+  np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
+  assert np.std(theirs) > 0.1  # a real image-like output, not a constant
+
+  params, _ = convert.convert_params(config, files, _template(config))
+  src, cls = objective.discriminator.apply({'params': params['d']}, jnp.asarray(x))
+  t_src, t_cls = _torch(d, x)
+  np.testing.assert_allclose(np.asarray(src), t_src, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(cls), t_cls, atol=1e-4)
+
+
+def test_sargan_generator_equals_the_official_module(tmp_path):
+  config = sargan_config.get_config('tiny')
+  config.data.image_size = 32  # PyTorch's InstanceNorm refuses the 1x1 map the hourglass hits at 16
+  g = torch_official.randomize(torch_official.StarGenerator(4, NUM_CLASSES, 1, sargan=True), 2)
+  assert any(k.startswith('att_func.') for k in g.state_dict())  # the unused module is skipped
+  objective_params, replaced = convert.convert_params(
+      config, {'generator': _save(g, tmp_path / 'G.ckpt')}, _template(config))
+  assert replaced == ['g']
+  from jaxpr_gan import objectives  # pylint: disable=g-import-not-at-top
+  objective = objectives.build(config, NUM_CLASSES)
+  x, c = _inputs(32, seed=1)
+  ours = objective.generator.apply({'params': objective_params['g']}, jnp.asarray(x),
+                                   jnp.asarray(c))
+  (theirs,) = _torch(g, x, c)
+  np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
+
+
+def _template(config):
+  from jaxpr_gan import objectives  # pylint: disable=g-import-not-at-top
+  objective = objectives.build(config, NUM_CLASSES)
+  size = config.data.image_size
+  return jax.device_get(objective.init(jax.random.key(0), jnp.zeros((1, size, size, 3),
+                                                                    jnp.uint8)))
+
+
+def test_cyclegan_resnet_and_patchgan_equal_the_official_modules(tmp_path):
+  config = cyclegan_config.get_config('tiny+official')
+  mods = {'generator': torch_official.ResnetGenerator(4, 1),
+          'generator_b': torch_official.ResnetGenerator(4, 1),
+          'discriminator': torch_official.NLayerDiscriminator(4, 3),
+          'discriminator_b': torch_official.NLayerDiscriminator(4, 3)}
+  files = {k: _save(torch_official.randomize(m, i), tmp_path / f'{k}.pth')
+           for i, (k, m) in enumerate(mods.items())}
+  params, replaced = convert.convert_params(config, files, _template(config))
+  assert sorted(replaced) == ['d/a', 'd/b', 'g/a2b', 'g/b2a']
+  from jaxpr_gan import objectives  # pylint: disable=g-import-not-at-top
+  objective = objectives.build(config, 2)
+  x, _ = _inputs(32, seed=2)
+  for ours, theirs in [(objective.translate(params['g'], jnp.asarray(x), 'a2b'),
+                        _torch(mods['generator'], x)[0]),
+                       (objective.translate(params['g'], jnp.asarray(x), 'b2a'),
+                        _torch(mods['generator_b'], x)[0]),
+                       # D_A judges domain B: it is our discriminator 'b'
+                       (objective.discriminator.apply({'params': params['d']['b']},
+                                                      jnp.asarray(x)),
+                        _torch(mods['discriminator'], x)[0])]:
+    np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
+
+
+def test_wrong_architecture_and_missing_file_are_clear_errors(tmp_path):
+  config = stargan_config.get_config('tiny')
+  two_blocks = torch_official.StarGenerator(4, NUM_CLASSES, 2)  # the config has 1 block
+  path = _save(two_blocks, tmp_path / 'G.ckpt')
+  with pytest.raises(KeyError, match='another architecture'):
+    # block 1 takes the place of the up-sampling layers in the key numbering
+    convert.convert_params(config, {'generator': path}, _template(config))
+  wider = torch_official.StarGenerator(8, NUM_CLASSES, 1)
+  with pytest.raises(ValueError, match='has shape'):
+    convert.convert_params(config, {'generator': _save(wider, tmp_path / 'W.ckpt')},
+                           _template(config))
+  with pytest.raises(FileNotFoundError, match='nope.ckpt'):
+    convert.convert_params(config, {'generator': str(tmp_path / 'nope.ckpt')}, _template(config))
+  with pytest.raises(ValueError, match='class_names'):
+    convert.import_run(config, {'generator': path}, [], str(tmp_path / 'run'))
