@@ -5,7 +5,8 @@
       --class_names Black_Hair,Blond_Hair,Brown_Hair,Male,Young
 
 Sources, read by their official state-dict key names (torch is needed for reading only):
-  stargan   yunjey/stargan: `{step}-G.ckpt` (Generator.main.*), `{step}-D.ckpt` (main.*, conv1, conv2)
+  stargan   yunjey/stargan: `{step}-G.ckpt` (Generator.main.*), `{step}-D.ckpt` (main.*,
+            conv1, conv2)
   sargan    arbishakram/SARGAN: the generator (main.*, the SARB as main.9.*; the official
             module's unused second attention `att_func.*` is skipped)
   cyclegan  junyanz/pytorch-CycleGAN-and-pix2pix, norm='instance': `latest_net_G_A.pth` (resnet

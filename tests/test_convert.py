@@ -5,14 +5,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch  # test-only dependency (requirements.txt), as for the conversion itself
 
-torch = pytest.importorskip('torch')
-
-from configs import cyclegan as cyclegan_config  # pylint: disable=g-import-not-at-top,g-bad-import-order
+from configs import cyclegan as cyclegan_config
 from configs import sargan as sargan_config
 from configs import stargan as stargan_config
 from jaxpr_gan import convert
 from jaxpr_gan import evaluation
+from jaxpr_gan import objectives
 from tests import torch_official
 
 NUM_CLASSES = 5
@@ -82,7 +82,6 @@ def test_sargan_generator_equals_the_official_module(tmp_path):
   objective_params, replaced = convert.convert_params(
       config, {'generator': _save(g, tmp_path / 'G.ckpt')}, _template(config))
   assert replaced == ['g']
-  from jaxpr_gan import objectives  # pylint: disable=g-import-not-at-top
   objective = objectives.build(config, NUM_CLASSES)
   x, c = _inputs(32, seed=1)
   ours = objective.generator.apply({'params': objective_params['g']}, jnp.asarray(x),
@@ -92,7 +91,6 @@ def test_sargan_generator_equals_the_official_module(tmp_path):
 
 
 def _template(config):
-  from jaxpr_gan import objectives  # pylint: disable=g-import-not-at-top
   objective = objectives.build(config, NUM_CLASSES)
   size = config.data.image_size
   return jax.device_get(objective.init(jax.random.key(0), jnp.zeros((1, size, size, 3),
@@ -109,7 +107,6 @@ def test_cyclegan_resnet_and_patchgan_equal_the_official_modules(tmp_path):
            for i, (k, m) in enumerate(mods.items())}
   params, replaced = convert.convert_params(config, files, _template(config))
   assert sorted(replaced) == ['d/a', 'd/b', 'g/a2b', 'g/b2a']
-  from jaxpr_gan import objectives  # pylint: disable=g-import-not-at-top
   objective = objectives.build(config, 2)
   x, _ = _inputs(32, seed=2)
   for ours, theirs in [(objective.translate(params['g'], jnp.asarray(x), 'a2b'),

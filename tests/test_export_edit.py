@@ -11,6 +11,7 @@ import pytest
 from configs import cyclegan as cyclegan_config
 from configs import sargan as sargan_config
 from configs import twocet as twocet_config
+from input_pipeline import decoding
 from jaxpr_gan import edit
 from jaxpr_gan import export
 from jaxpr_gan import inference
@@ -87,7 +88,6 @@ def test_edit_folder_of_every_file_kind_reports_bad_files_and_goes_on(runs, tmp_
   assert len(strips) == num_good and len(written) == num_good * 5
   # The result on disk is the model's output on the decoded, centre-cropped input.
   wide = np.asarray(Image.open(out / 'wide_happy.png'))
-  from input_pipeline import decoding  # pylint: disable=g-import-not-at-top
   x = decoding.load_image(folder['paths']['wide_bmp'], 16)
   expected, _ = model(x[None], model.target_index('happy'))
   np.testing.assert_array_equal(wide, expected[0])
