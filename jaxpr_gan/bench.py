@@ -1,0 +1,227 @@
+"""Step-time benchmark of a config's train step: python -m jaxpr_gan.bench --config CONFIG
+
+Builds the config's objective and the same jit-compiled, sharded, donated d_step/g_step as
+training, on a fixed device-resident batch, and measures:
+  compile time of each step; D-step and G-step time (median of --steps timed calls after
+  --warmup, each ended by block_until_ready); images/s of a training iteration (one D step,
+  and a G step every n_critic); FLOPs per step counted analytically from the step's program
+  (every convolution and matrix product in its jaxpr: 2 x output elements x reduction size)
+  and by XLA's cost analysis (which also leaves out the taps over zero padding, so it reads a
+  little lower), and the TFLOP/s achieved with each; utilisation against the
+  device's peak (accelerators: the vendor's dense figure for the compute dtype; CPU: a measured
+  float32 matrix-product rate on this machine); peak device memory (accelerators) or the
+  process's peak resident memory (CPU).
+Prints one table row and appends it, with the machine it ran on, to docs/benchmarks.md
+(--out to change, --out= to skip).
+"""
+import functools
+import os
+import platform
+import resource
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxpr_gan import objectives
+from jaxpr_gan import training
+
+# Dense peak FLOP/s by device kind (substring) and compute dtype, from the vendors' data sheets.
+PEAK_FLOPS = {
+    'H100': {'bfloat16': 989e12, 'float32': 67e12},  # SXM; float32 without TF32
+    'H200': {'bfloat16': 989e12, 'float32': 67e12},
+    'A100': {'bfloat16': 312e12, 'float32': 19.5e12},
+    'TPU v4': {'bfloat16': 275e12, 'float32': 275e12 / 4},
+    'TPU v5 lite': {'bfloat16': 197e12, 'float32': 197e12 / 4},
+    'TPU v5p': {'bfloat16': 459e12, 'float32': 459e12 / 4},
+}
+
+
+def _conv_flops(eqn) -> float:
+  out = eqn.outvars[0].aval.shape
+  rhs = eqn.invars[1].aval.shape
+  dn = eqn.params['dimension_numbers']
+  # The kernel's reduction: its spatial extent times its input-feature dimension. Of the taps
+  # over an input dilated by d (gradients of strided convolutions) only 1/d per axis meet data.
+  in_features = rhs[dn.rhs_spec[1]]
+  spatial = np.prod([rhs[d] for d in dn.rhs_spec[2:]])
+  holes = np.prod(eqn.params.get('lhs_dilation') or (1,))
+  return 2.0 * np.prod(out) * spatial * in_features / holes
+
+
+def _dot_flops(eqn) -> float:
+  lhs = eqn.invars[0].aval.shape
+  (contract, _), _ = eqn.params['dimension_numbers']
+  return 2.0 * np.prod(eqn.outvars[0].aval.shape) * np.prod([lhs[d] for d in contract])
+
+
+def count_flops(jaxpr) -> float:
+  """FLOPs of every convolution and matrix product in a (closed) jaxpr, sub-programs included."""
+  total = 0.0
+  for eqn in jaxpr.jaxpr.eqns if hasattr(jaxpr, 'jaxpr') else jaxpr.eqns:
+    name = eqn.primitive.name
+    if name == 'conv_general_dilated':
+      total += _conv_flops(eqn)
+    elif name == 'dot_general':
+      total += _dot_flops(eqn)
+    for param in eqn.params.values():
+      subs = param if isinstance(param, (tuple, list)) else [param]
+      for sub in subs:
+        if isinstance(sub, (jax.extend.core.ClosedJaxpr, jax.extend.core.Jaxpr)):
+          total += count_flops(sub)
+  return total
+
+
+def _cpu_peak_flops(n: int = 1024, repeats: int = 5) -> float:
+  """float32 matrix-product FLOP/s of this machine's CPU devices (the best of a few tries)."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = min(_timed(f, a) for _ in range(repeats))
+  return 2.0 * n ** 3 / best
+
+
+def _timed(fn, *args) -> float:
+  start = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  return time.perf_counter() - start
+
+
+def machine() -> str:
+  """This machine in a few words: device kind and count, CPU model and cores, JAX version."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+  except (OSError, StopIteration):
+    pass
+  dev = jax.devices()
+  return (f'{len(dev)} x {dev[0].device_kind} ({dev[0].platform}); CPU {cpu}, '
+          f'{os.cpu_count()} cores; jax {jax.__version__}')
+
+
+def _batch(objective, config) -> dict:
+  rng = np.random.default_rng(0)
+  size, b = config.data.image_size, config.batch_size
+  batch = {}
+  for key in objective.batch_keys:
+    if key.startswith('image'):
+      batch[key] = rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8)
+    else:  # labels
+      batch[key] = rng.integers(0, getattr(objective, 'num_classes', 2), (b,), dtype=np.int32)
+  return batch
+
+
+def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10,
+        warmup: int = 2) -> dict:
+  """Measures the config's steps (see the module docstring); -> the figures."""
+  mesh = training.make_mesh()
+  objective = objectives.build(config, num_classes)
+  abstract = jax.eval_shape(functools.partial(training.init_state, objective, config))
+  d_step, g_step, state_sharding, batch_sharding = training.compile_steps(objective, config,
+                                                                          mesh, abstract)
+  state = jax.jit(functools.partial(training.init_state, objective, config),
+                  out_shardings=state_sharding)()
+  batch = {k: jax.device_put(v, batch_sharding[k]) for k, v in _batch(objective, config).items()}
+  rng = jax.random.PRNGKey(1)
+  figures = {}
+  for name, step in (('d', d_step), ('g', g_step)):
+    start = time.perf_counter()
+    compiled = step.lower(state, batch, rng).compile()
+    figures[f'{name}_compile_s'] = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    # XLA counts the program of one device; every device of the mesh runs it.
+    per_device = float(cost.get('flops', float('nan'))) if cost else float('nan')
+    figures[f'{name}_flops_xla'] = per_device * mesh.devices.size
+    figures[f'{name}_flops'] = count_flops(jax.make_jaxpr(step)(state, batch, rng))
+    times = []
+    for i in range(warmup + steps):
+      start = time.perf_counter()
+      state, metrics = compiled(state, batch, rng)
+      jax.block_until_ready((state, metrics))
+      if i >= warmup:
+        times.append(time.perf_counter() - start)
+    figures[f'{name}_step_s'] = statistics.median(times)
+  iteration = figures['d_step_s'] + figures['g_step_s'] / config.n_critic
+  figures['images_per_s'] = config.batch_size / iteration
+  flops = figures['d_flops'] + figures['g_flops'] / config.n_critic
+  figures['tflops_per_s'] = flops / iteration / 1e12
+  xla_flops = figures['d_flops_xla'] + figures['g_flops_xla'] / config.n_critic
+  figures['tflops_per_s_xla'] = xla_flops / iteration / 1e12
+  dev = jax.devices()[0]
+  dtype = config.get('compute_dtype', 'float32')
+  peak = next((v.get(dtype) for k, v in PEAK_FLOPS.items() if k in dev.device_kind), None)
+  if dev.platform == 'cpu':
+    peak, figures['peak_source'] = _cpu_peak_flops(), 'measured f32 matmul'
+  else:
+    figures['peak_source'] = 'data sheet' if peak else 'unknown device'
+  figures['peak_tflops'] = (peak or float('nan')) * len(jax.devices()) / 1e12
+  figures['utilisation'] = figures['tflops_per_s'] / figures['peak_tflops']
+  stats = dev.memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    figures['peak_memory_gb'], figures['memory_source'] = stats['peak_bytes_in_use'] / 1e9, 'device'
+  else:
+    figures['peak_memory_gb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    figures['memory_source'] = 'process RSS'
+  return figures
+
+
+HEADER = ('| date | config | batch | size | dtype | compile D / G (s) | D step (ms) | G step (ms) '
+          '| images/s | TFLOP/s (ours / XLA count) | peak TFLOP/s | utilisation | peak memory '
+          '(GB) | machine |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n')
+
+
+def row(name: str, config: ml_collections.ConfigDict, f: dict) -> str:
+  return (f'| {time.strftime("%Y-%m-%d")} | `{name}` | {config.batch_size} | '
+          f'{config.data.image_size} | {config.get("compute_dtype", "float32")} | '
+          f'{f["d_compile_s"]:.1f} / {f["g_compile_s"]:.1f} | {1e3 * f["d_step_s"]:.1f} | '
+          f'{1e3 * f["g_step_s"]:.1f} | {f["images_per_s"]:.1f} | {f["tflops_per_s"]:.3g} / '
+          f'{f["tflops_per_s_xla"]:.3g} | {f["peak_tflops"]:.3g} ({f["peak_source"]}) | '
+          f'{100 * f["utilisation"]:.1f}% | {f["peak_memory_gb"]:.2f} ({f["memory_source"]}) | '
+          f'{machine()} |\n')
+
+
+def append(path: str, line: str) -> None:
+  """Appends a row to the benchmark table at the end of `path` (made with its header if new)."""
+  new = not os.path.exists(path)
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  with open(path, 'a') as f:
+    if new:
+      f.write('# Benchmarks\n\nStep times of `python -m jaxpr_gan.bench` (newest last).\n\n'
+              + HEADER)
+    f.write(line)
+
+
+def main(argv):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  config = f.config
+  figures = run(config, f.num_classes, f.steps, f.warmup)
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  name = config_flags.get_config_filename(f['config']).replace(os.getcwd() + '/', '')
+  line = row(f.name or name, config, figures)
+  print(HEADER + line, end='')
+  if f.out:
+    append(f.out, line)
+    print(f'appended to {f.out}')
+
+
+if __name__ == '__main__':
+  from absl import app as _app  # pylint: disable=g-import-not-at-top
+  from absl import flags as _flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  config_flags.DEFINE_config_file('config', None, 'Config to benchmark.', lock_config=False)
+  _flags.DEFINE_integer('steps', 10, 'Timed calls of each step.')
+  _flags.DEFINE_integer('warmup', 2, 'Untimed calls first.')
+  _flags.DEFINE_integer('num_classes', 5, 'Classes of the conditional models.')
+  _flags.DEFINE_string('name', None, 'Name of the row (default: the config argument).')
+  _flags.DEFINE_string('out', 'docs/benchmarks.md', 'Markdown file to append to ("" to skip).')
+  _flags.mark_flags_as_required(['config'])
+  _app.run(main)

@@ -1,0 +1,99 @@
+"""The benchmark's figures, and what makes the train step fast: one compilation, no transfers."""
+import functools
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import stargan as stargan_config
+from jaxpr_gan import bench
+from jaxpr_gan import objectives
+from jaxpr_gan import training
+
+
+def _conv(x, w, stride):
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (1, 1)),
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def test_flop_count_of_convolutions_and_matrix_products_by_hand():
+  x, w = jnp.ones((4, 16, 16, 8)), jnp.ones((4, 4, 8, 16))
+  # Output 4 x 8 x 8 x 16, each a sum over 4 x 4 x 8 products: 2 FLOPs per product.
+  forward = 2 * (4 * 8 * 8 * 16) * (4 * 4 * 8)
+  assert bench.count_flops(jax.make_jaxpr(functools.partial(_conv, stride=2))(x, w)) == forward
+  # The input gradient runs over an input dilated by 2: as many useful products as forward.
+  grad_x = jax.make_jaxpr(jax.grad(lambda x: _conv(x, w, 2).sum()))(x)
+  assert bench.count_flops(grad_x) == 2 * forward  # the forward pass, then the gradient
+  a, b = jnp.ones((3, 5, 7)), jnp.ones((7, 11))
+  assert bench.count_flops(jax.make_jaxpr(jnp.matmul)(a, b)) == 2 * 3 * 5 * 11 * 7
+  nested = jax.make_jaxpr(jax.jit(lambda a: jax.jit(jnp.matmul)(a, b)))(a)  # sub-programs
+  assert bench.count_flops(nested) == 2 * 3 * 5 * 11 * 7
+
+
+def test_benchmark_figures_of_a_tiny_config(tmp_path):
+  config = stargan_config.get_config('tiny')
+  f = bench.run(config, steps=2, warmup=1)
+  assert f['d_step_s'] > 0 and f['g_step_s'] > 0 and f['d_compile_s'] > 0
+  iteration = f['d_step_s'] + f['g_step_s'] / config.n_critic
+  assert f['images_per_s'] == pytest.approx(config.batch_size / iteration)
+  # Our count and XLA's agree up to the taps over zero padding, which XLA leaves out.
+  for net in ('d', 'g'):
+    assert 1.0 <= f[f'{net}_flops'] / f[f'{net}_flops_xla'] < 1.6, f
+  assert f['g_flops'] > f['d_flops'] > 0  # G's step also runs D, and G twice (the cycle)
+  assert f['peak_source'] == 'measured f32 matmul' and f['peak_tflops'] > 0
+  out = tmp_path / 'bench.md'
+  bench.append(str(out), bench.row('tiny', config, f))
+  bench.append(str(out), bench.row('tiny', config, f))
+  text = out.read_text()
+  assert text.count('| date |') == 1 and text.count('`tiny`') == 2 and 'cpu' in text
+
+
+def test_steps_compile_once_in_a_training_run_and_never_transfer(tmp_path):
+  config = stargan_config.get_config('tiny')
+  config.num_train_steps = 6
+  compiled = []
+
+  class Collect(logging.Handler):
+    def emit(self, record):
+      message = record.getMessage()
+      if message.startswith('Compiling '):
+        compiled.append(message)  # name, shapes and shardings
+
+  handler = Collect()
+  jax_logger = logging.getLogger('jax')
+  jax_logger.addHandler(handler)
+  try:
+    with jax.log_compiles():
+      state = training.train(config, str(tmp_path / 'run'))
+  finally:
+    jax_logger.removeHandler(handler)
+  names = [c.split(' ')[1] for c in compiled]
+  assert names.count('jit(d_step)') == 1 and names.count('jit(g_step)') == 1, names
+  assert len(compiled) == len(set(compiled)), 'a function was compiled twice for one signature'
+  assert int(state.step) == 6
+
+  # Inside a step nothing moves between host and device: inputs already live on the devices.
+  mesh = training.make_mesh()
+  objective = objectives.build(config, 5)
+  abstract = jax.eval_shape(functools.partial(training.init_state, objective, config))
+  d_step, g_step, state_sharding, batch_sharding = training.compile_steps(objective, config,
+                                                                          mesh, abstract)
+  state = jax.jit(functools.partial(training.init_state, objective, config),
+                  out_shardings=state_sharding)()
+  size = config.data.image_size
+  batch = {'image': jax.device_put(np.zeros((config.batch_size, size, size, 3), np.uint8),
+                                   batch_sharding['image']),
+           'label': jax.device_put(np.arange(config.batch_size, dtype=np.int32) % 5,
+                                   batch_sharding['label'])}
+  rng = jax.device_put(jax.random.PRNGKey(0), jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec()))
+  with jax.transfer_guard('disallow'):
+    for _ in range(2):
+      state, _ = d_step(state, batch, rng)
+      state, _ = g_step(state, batch, rng)
+    jax.block_until_ready(state)
+  with pytest.raises(Exception, match='[Dd]isallowed'):
+    with jax.transfer_guard('disallow'):  # the guard does catch a host array
+      d_step(state, dict(batch, label=np.zeros(config.batch_size, np.int32)), rng)
