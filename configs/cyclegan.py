@@ -48,6 +48,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.num_train_steps = 200_000
   c.n_critic = 1  # D and G update once per iteration
   c.ema_decay = 0.0
+  c.compute_dtype = 'float32'  # or 'bfloat16' (mixed precision)
   c.max_nonfinite_steps = 20
 
   c.data = ml_collections.ConfigDict()

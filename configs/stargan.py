@@ -26,6 +26,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.num_train_steps = 200_000
   c.n_critic = 5  # one G update per n_critic D updates
   c.ema_decay = 0.0  # 0 disables the EMA copy of G
+  # 'bfloat16': mixed precision, bf16 compute with float32 parameters, optimiser and losses.
+  c.compute_dtype = 'float32'
   # Updates with a non-finite loss or gradient are skipped; this many in a row stop the run
   # (checked at log steps).
   c.max_nonfinite_steps = 20

@@ -41,6 +41,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.num_train_steps = 100_000
   c.n_critic = 1
   c.ema_decay = 0.999  # the official "stable" copies of G and E
+  c.compute_dtype = 'float32'  # or 'bfloat16' (mixed precision)
   c.max_nonfinite_steps = 20
 
   c.data = ml_collections.ConfigDict()

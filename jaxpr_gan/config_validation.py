@@ -197,6 +197,8 @@ _BOUNDS = (  # key, test, what the value must be
     ('log_every', lambda v: v > 0, '> 0'),
     ('sample_every', lambda v: v > 0, '> 0'),
     ('checkpoint_every', lambda v: v > 0, '> 0'),
+    ('compute_dtype', lambda v: v in ('float32', 'bfloat16'),
+     "'float32' or 'bfloat16' (mixed precision: float32 parameters, bfloat16 compute)"),
 )
 
 

@@ -1,5 +1,6 @@
 """The benchmark's figures, and what makes the train step fast: one compilation, no transfers."""
 import functools
+import importlib
 import logging
 
 import jax
@@ -97,3 +98,33 @@ def test_steps_compile_once_in_a_training_run_and_never_transfer(tmp_path):
   with pytest.raises(Exception, match='[Dd]isallowed'):
     with jax.transfer_guard('disallow'):  # the guard does catch a host array
       d_step(state, dict(batch, label=np.zeros(config.batch_size, np.int32)), rng)
+
+
+@pytest.mark.parametrize('name', ['stargan', 'twocet'])  # WGAN-GP; R1 and AdaIN
+def test_bfloat16_compute_keeps_losses_within_1_percent_of_float32(name):
+  """Mixed precision: the same float32 parameters, batch and keys; every loss term within 1%
+  (or 0.01 where it is below 1) of its float32 value (accuracies, being counts, are not)."""
+  module = importlib.import_module(f'configs.{name}')
+  c32, c16 = module.get_config('tiny'), module.get_config('tiny')
+  c16.compute_dtype = 'bfloat16'
+  o32, o16 = objectives.build(c32, 5), objectives.build(c16, 5)
+  size = c32.data.image_size
+  images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
+  params = o32.init(jax.random.PRNGKey(0), images[:1])
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+  batch = {k: images if k.startswith('image') else np.arange(8, dtype=np.int32) % 5
+           for k in o32.batch_keys}
+  rng = jax.random.PRNGKey(1)
+  metrics = []
+  for o in (o32, o16):
+    d_batch, _ = o.d_inputs(o.init_aux(size), params['g'], batch, rng)
+    _, d = jax.jit(o.d_loss)(params['d'], params['g'], d_batch, rng, 0)
+    _, g = jax.jit(o.g_loss)(params['g'], params['d'], batch, rng, 0)
+    metrics.append({**d, **g})
+  lowered = jax.jit(o16.g_loss).lower(params['g'], params['d'], batch, rng, 0).as_text()
+  assert 'bf16' in lowered  # the networks do compute in bfloat16
+  for key, exact in metrics[0].items():
+    if key.endswith('_acc'):
+      continue
+    exact, mixed = float(exact), float(metrics[1][key])
+    assert abs(mixed - exact) <= 0.01 * max(abs(exact), 1.0), (key, exact, mixed)

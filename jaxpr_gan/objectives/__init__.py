@@ -1,4 +1,5 @@
 """Model registry: config -> objective (networks + how their losses compose)."""
+import jax.numpy as jnp
 import ml_collections
 
 from jaxpr_gan.models import cyclegan
@@ -15,13 +16,20 @@ CONDITIONAL_MODELS = ('stargan', 'sargan', 'mmagan')
 MODELS = CONDITIONAL_MODELS + ('cyclegan', 'twocet')
 
 
+def compute_dtype(config: ml_collections.ConfigDict):
+  """The networks' compute dtype (`config.compute_dtype`, default float32); parameters,
+  optimiser state, losses and the gradient penalty stay float32 whatever it is."""
+  return jnp.dtype(config.get('compute_dtype', 'float32'))
+
+
 def _generator(config: ml_collections.ConfigDict) -> stargan.Generator:
-  g = config.generator
+  g, dtype = config.generator, compute_dtype(config)
   if config.model == 'stargan':
-    return stargan.Generator(conv_dim=g.conv_dim, num_res=g.num_res, num_down=g.num_down)
+    return stargan.Generator(conv_dim=g.conv_dim, num_res=g.num_res, num_down=g.num_down,
+                             dtype=dtype)
   factory = sargan.Generator if config.model == 'sargan' else mmagan.Generator
   return factory(conv_dim=g.conv_dim, num_down=g.num_down, num_blocks=g.num_blocks,
-                 block=g.block, image_residual=g.image_residual)
+                 block=g.block, image_residual=g.image_residual, dtype=dtype)
 
 
 def _conditional(config: ml_collections.ConfigDict, num_classes: int):
@@ -30,7 +38,8 @@ def _conditional(config: ml_collections.ConfigDict, num_classes: int):
   common = dict(
       generator=_generator(config),
       discriminator=d_cls(image_size=config.data.image_size, num_classes=num_classes,
-                          conv_dim=d.conv_dim, repeat_num=d.repeat_num),
+                          conv_dim=d.conv_dim, repeat_num=d.repeat_num,
+                          dtype=compute_dtype(config)),
       num_classes=num_classes, lambda_cls=loss.lambda_cls, lambda_rec=loss.lambda_rec,
       lambda_gp=loss.lambda_gp)
   if config.model == 'mmagan':
@@ -42,15 +51,17 @@ def _conditional(config: ml_collections.ConfigDict, num_classes: int):
 
 def _cyclegan(config: ml_collections.ConfigDict) -> two_domain.CycleGAN:
   g, d, loss = config.generator, config.discriminator, config.loss
+  dtype = compute_dtype(config)
   if g.architecture == 'unet':
-    generator = cyclegan.UnetGenerator(ngf=g.ngf, num_downs=g.unet_num_downs, dropout=g.dropout)
+    generator = cyclegan.UnetGenerator(ngf=g.ngf, num_downs=g.unet_num_downs, dropout=g.dropout,
+                                       dtype=dtype)
   else:
     generator = cyclegan.ResnetGenerator(ngf=g.ngf, num_blocks=g.num_blocks, num_down=g.num_down,
-                                         dropout=g.dropout)
+                                         dropout=g.dropout, dtype=dtype)
   if d.architecture == 'patch':
-    discriminator = cyclegan.PatchDiscriminator(ndf=d.ndf, num_layers=d.num_layers)
+    discriminator = cyclegan.PatchDiscriminator(ndf=d.ndf, num_layers=d.num_layers, dtype=dtype)
   else:
-    discriminator = cyclegan.BasicDiscriminator(ndf=d.ndf)
+    discriminator = cyclegan.BasicDiscriminator(ndf=d.ndf, dtype=dtype)
   return two_domain.CycleGAN(
       generator=generator, discriminator=discriminator, adversarial=loss.adversarial,
       lambda_a=loss.lambda_a, lambda_b=loss.lambda_b, lambda_identity=loss.lambda_identity,
@@ -59,14 +70,15 @@ def _cyclegan(config: ml_collections.ConfigDict) -> two_domain.CycleGAN:
 
 def _twocet(config: ml_collections.ConfigDict) -> reference.TwoCycleGAN:
   g, d, loss = config.generator, config.discriminator, config.loss
-  size = config.data.image_size
+  size, dtype = config.data.image_size, compute_dtype(config)
   return reference.TwoCycleGAN(
       generator=twocet.Generator(image_size=size, code_dim=g.code_dim, dim_in=g.dim_in,
-                                 max_conv_dim=g.max_conv_dim),
+                                 max_conv_dim=g.max_conv_dim, dtype=dtype),
       encoder=twocet.Encoder(image_size=size, code_dim=g.code_dim, dim_in=g.dim_in,
-                             max_conv_dim=g.max_conv_dim, grayscale=config.encoder.grayscale),
+                             max_conv_dim=g.max_conv_dim, grayscale=config.encoder.grayscale,
+                             dtype=dtype),
       discriminator=twocet.Discriminator(image_size=size, dim_in=d.dim_in,
-                                         max_conv_dim=d.max_conv_dim),
+                                         max_conv_dim=d.max_conv_dim, dtype=dtype),
       code_dim=g.code_dim, code_range=tuple(loss.code_range), lambda_adv_e=loss.lambda_adv_e,
       lambda_adv_n=loss.lambda_adv_n, lambda_cyc_n=loss.lambda_cyc_n, lambda_r1=loss.lambda_r1,
       code_weight=tuple(loss.code_weight), ds_weight=tuple(loss.ds_weight),
