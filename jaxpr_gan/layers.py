@@ -5,6 +5,7 @@ Padding is explicit so that every layer has the output size of its PyTorch origi
 from typing import Any
 
 import flax.linen as nn
+from jax import lax
 import jax.numpy as jnp
 
 Dtype = Any
@@ -18,13 +19,74 @@ def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias
                  dtype=dtype, param_dtype=jnp.float32, name=name)
 
 
+def transposed_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
+                    padding: tuple[int, int]) -> jnp.ndarray:
+  """`lax.conv_transpose(x, kernel, (s, s), (padding, padding), transpose_kernel=True)`, NHWC.
+
+  Computed as stride**2 ordinary convolutions on x, one per output phase (sub-pixel), whose
+  outputs are interleaved, rather than as one convolution over x dilated with zeros: the same
+  sums (equal to float rounding), but XLA:CPU runs the dilated form's gradients about 5 to 15
+  times slower at StarGAN's sizes (docs/benchmarks.md). Falls back to the dilated form when
+  the output size is not a multiple of the stride.
+  """
+  k, (lo, hi) = kernel.shape[0], padding
+  height, width = x.shape[1:3]
+  sizes = [(n - 1) * stride + 1 + lo + hi - k + 1 for n in (height, width)]
+  dn = ('NHWC', 'HWIO', 'NHWC')
+  if stride == 1 or any(n % stride for n in sizes):
+    return lax.conv_transpose(x, kernel, (stride, stride), ((lo, hi), (lo, hi)),
+                              dimension_numbers=dn, transpose_kernel=True)
+  # Over the dilated input the conv kernel is the flipped one, in and out channels swapped;
+  # output phase p meets data only at the taps t = t0, t0 + s, ... with t0 = (lo - p) mod s.
+  flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+  rows = []
+  for py in range(stride):
+    cols = []
+    for px in range(stride):
+      taps, pads = [], []
+      for phase, size, total in ((py, height, sizes[0]), (px, width, sizes[1])):
+        t0 = (lo - phase) % stride
+        before = (lo - phase - t0) // stride  # zero rows of x read before its first row
+        length = len(range(t0, k, stride))
+        taps.append(t0)
+        pads.append((before, total // stride - size - before + length - 1))
+      sub = flipped[taps[0]::stride, taps[1]::stride]
+      cols.append(lax.conv_general_dilated(x, sub, (1, 1), pads, dimension_numbers=dn))
+    rows.append(jnp.stack(cols, axis=3))  # (B, n_h, n_w, phase_x, C)
+  out = jnp.stack(rows, axis=2)  # (B, n_h, phase_y, n_w, phase_x, C)
+  return out.reshape(out.shape[0], sizes[0], sizes[1], out.shape[-1])
+
+
+class ConvTranspose(nn.Module):
+  """`torch.nn.ConvTranspose2d` in NHWC, with explicit (before, after) padding of the dilated
+  input; parameters as `flax.linen.ConvTranspose(transpose_kernel=True)`'s: kernel
+  (k, k, features, in), bias (features,), same names and initialisers."""
+  features: int
+  kernel_size: int
+  stride: int
+  padding: tuple[int, int]
+  use_bias: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    k = self.kernel_size
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (k, k, self.features, x.shape[-1]), jnp.float32)
+    y = transposed_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.stride,
+                        tuple(self.padding))
+    if self.use_bias:
+      bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
 def conv_transpose(features: int, kernel: int, stride: int, padding: int, use_bias: bool = True,
-                   dtype: Dtype = jnp.float32, name: str | None = None) -> nn.ConvTranspose:
+                   dtype: Dtype = jnp.float32, name: str | None = None) -> ConvTranspose:
   """`torch.nn.ConvTranspose2d(in, features, kernel, stride, padding)`: output = (H - 1) * s - 2p + k."""
   pad = kernel - 1 - padding
-  return nn.ConvTranspose(features, (kernel, kernel), strides=(stride, stride),
-                          padding=((pad, pad), (pad, pad)), use_bias=use_bias,
-                          transpose_kernel=True, dtype=dtype, param_dtype=jnp.float32, name=name)
+  return ConvTranspose(features, kernel, stride, (pad, pad), use_bias=use_bias, dtype=dtype,
+                       name=name)
 
 
 def instance_norm(affine: bool = True, dtype: Dtype = jnp.float32,

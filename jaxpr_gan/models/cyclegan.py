@@ -19,7 +19,7 @@ def _reflect_pad(x: jnp.ndarray, pad: int) -> jnp.ndarray:
 
 
 def _conv_transpose(features: int, kernel: int, stride: int, padding: int, output_padding: int,
-                    dtype: layers.Dtype = jnp.float32) -> nn.ConvTranspose:
+                    dtype: layers.Dtype = jnp.float32) -> layers.ConvTranspose:
   """`torch.nn.ConvTranspose2d(in, features, kernel, stride, padding, output_padding)`.
 
   PyTorch pads the dilated input by k-1-p below and k-1-p+output_padding above: the output is
@@ -27,10 +27,7 @@ def _conv_transpose(features: int, kernel: int, stride: int, padding: int, outpu
   Kernel layout (k, k, features, in) is PyTorch's weight (in, features, k, k) transposed.
   """
   low = kernel - 1 - padding
-  high = low + output_padding
-  return nn.ConvTranspose(features, (kernel, kernel), strides=(stride, stride),
-                          padding=((low, high), (low, high)), transpose_kernel=True,
-                          dtype=dtype, param_dtype=jnp.float32)
+  return layers.ConvTranspose(features, kernel, stride, (low, low + output_padding), dtype=dtype)
 
 
 def _norm(dtype: layers.Dtype) -> nn.InstanceNorm:
