@@ -2,21 +2,85 @@
 
 Padding is explicit so that every layer has the output size of its PyTorch original.
 """
+import functools
 from typing import Any
 
 import flax.linen as nn
+import jax
 from jax import lax
 import jax.numpy as jnp
 
 Dtype = Any
 
 
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _conv(x, kernel, stride: int, padding: int):
+  pad = ((padding, padding), (padding, padding))
+  return lax.conv_general_dilated(x, kernel, (stride, stride), pad, dimension_numbers=_NHWC)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def strided_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: int) -> jnp.ndarray:
+  """A convolution with stride > 1 whose input gradient is the sub-pixel `transposed_conv`.
+
+  The gradient XLA derives itself is a convolution over the output gradient dilated with
+  zeros, which XLA:CPU runs up to 20 times slower (5 s against 0.26 s for the last layer of
+  StarGAN's discriminator at 128 px); the gradient penalty differentiates it once more. The
+  values are the same sums; the backward pass is itself differentiable (second order).
+  """
+  return _conv(x, kernel, stride, padding)
+
+
+def _strided_conv_fwd(x, kernel, stride, padding):
+  return _conv(x, kernel, stride, padding), (x, kernel)
+
+
+def _strided_conv_bwd(stride, padding, residuals, g):
+  x, kernel = residuals
+  k, size = kernel.shape[0], x.shape[1]  # square maps (Conv checks)
+  before = k - 1 - padding
+  after = size + k - 2 - (g.shape[1] - 1) * stride - before  # rows no window reached get 0
+  dx = transposed_conv(g.astype(kernel.dtype), kernel, stride, (before, after)).astype(x.dtype)
+  dk = jax.vjp(lambda w: _conv(x, w, stride, padding), kernel)[1](g)[0]
+  return dx, dk
+
+
+strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+
+
+class Conv(nn.Module):
+  """`torch.nn.Conv2d` in NHWC with symmetric padding; parameters as `flax.linen.Conv`'s
+  (kernel (k, k, in, features), bias; same names and initialisers). Strided ones use
+  `strided_conv`."""
+  features: int
+  kernel_size: int
+  stride: int = 1
+  padding: int = 0
+  use_bias: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    k = self.kernel_size
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (k, k, x.shape[-1], self.features), jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    if self.stride > 1 and x.shape[1] == x.shape[2]:
+      y = strided_conv(x, kernel, self.stride, self.padding)
+    else:
+      y = _conv(x, kernel, self.stride, self.padding)
+    if self.use_bias:
+      bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
 def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias: bool = True,
-         dtype: Dtype = jnp.float32, name: str | None = None) -> nn.Conv:
+         dtype: Dtype = jnp.float32, name: str | None = None) -> Conv:
   """`torch.nn.Conv2d(in, features, kernel, stride, padding, bias=use_bias)` in NHWC."""
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                 padding=((padding, padding), (padding, padding)), use_bias=use_bias,
-                 dtype=dtype, param_dtype=jnp.float32, name=name)
+  return Conv(features, kernel, stride, padding, use_bias=use_bias, dtype=dtype, name=name)
 
 
 def transposed_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
