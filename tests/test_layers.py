@@ -22,13 +22,14 @@ def _penalty(conv, x, w):
   return jnp.sum(g ** 2)
 
 
-@pytest.mark.parametrize('k,s,p,size', [(4, 2, 1, 16), (4, 2, 1, 9), (3, 2, 1, 8), (3, 2, 1, 7),
-                                        (4, 4, 0, 12), (7, 2, 3, 10)])
-def test_strided_conv_values_and_gradients_equal_xla(k, s, p, size):
+@pytest.mark.parametrize('k,s,p,size,out', [(4, 2, 1, 16, 4), (4, 2, 1, 9, 32), (3, 2, 1, 8, 4),
+                                            (3, 2, 1, 7, 32), (4, 4, 0, 12, 4), (7, 2, 3, 10, 4),
+                                            (3, 1, 1, 8, 32), (7, 1, 3, 9, 4)])
+def test_conv2d_values_and_gradients_equal_xla(k, s, p, size, out):
   rng = np.random.default_rng(k * 100 + size)
   x = jnp.asarray(rng.normal(size=(2, size, size, 3)), jnp.float32)
-  w = jnp.asarray(rng.normal(size=(k, k, 3, 4)), jnp.float32)
-  ours = lambda x, w: layers.strided_conv(x, w, s, p)
+  w = jnp.asarray(rng.normal(size=(k, k, 3, out)), jnp.float32)  # >= 32: kernel grad by taps
+  ours = lambda x, w: layers.conv2d(x, w, s, p)
   theirs = lambda x, w: _plain(x, w, s, p)
   np.testing.assert_allclose(ours(x, w), theirs(x, w), rtol=1e-5, atol=1e-5)
   loss = lambda conv: lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
