@@ -5,9 +5,10 @@ training, on a fixed device-resident batch, and measures:
   compile time of each step; D-step and G-step time (median of --steps timed calls after
   --warmup, each ended by block_until_ready); images/s of a training iteration (one D step,
   and a G step every n_critic); FLOPs per step counted analytically from the step's program
-  (every convolution and matrix product in its jaxpr: 2 x output elements x reduction size)
-  and by XLA's cost analysis (which also leaves out the taps over zero padding, so it reads a
-  little lower), and the TFLOP/s achieved with each; utilisation against the
+  (every convolution and matrix product in its jaxpr whose result is used: 2 x output
+  elements x reduction size)
+  and by XLA's cost analysis (which leaves out the taps over zero padding and counts the
+  elementwise operations too), and the TFLOP/s achieved with each; utilisation against the
   device's peak (accelerators: the vendor's dense figure for the compute dtype; CPU: a measured
   float32 matrix-product rate on this machine); peak device memory (accelerators) or the
   process's peak resident memory (CPU).
@@ -75,6 +76,16 @@ def count_flops(jaxpr) -> float:
   return total
 
 
+def live_jaxpr(closed):
+  """The jaxpr without the equations whose results nothing uses (as XLA drops them), e.g. the
+  input gradient a custom_vjp returns for a network's first layer."""
+  try:
+    from jax._src.interpreters import partial_eval as pe  # pylint: disable=g-import-not-at-top
+    return pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))[0]
+  except (ImportError, AttributeError):  # a JAX without it: count everything
+    return closed
+
+
 def _cpu_peak_flops(n: int = 1024, repeats: int = 5) -> float:
   """float32 matrix-product FLOP/s of this machine's CPU devices (the best of a few tries)."""
   a = jnp.ones((n, n), jnp.float32)
@@ -137,7 +148,7 @@ def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10
     # XLA counts the program of one device; every device of the mesh runs it.
     per_device = float(cost.get('flops', float('nan'))) if cost else float('nan')
     figures[f'{name}_flops_xla'] = per_device * mesh.devices.size
-    figures[f'{name}_flops'] = count_flops(jax.make_jaxpr(step)(state, batch, rng))
+    figures[f'{name}_flops'] = count_flops(live_jaxpr(jax.make_jaxpr(step)(state, batch, rng)))
     times = []
     for i in range(warmup + steps):
       start = time.perf_counter()

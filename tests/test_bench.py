@@ -39,9 +39,10 @@ def test_benchmark_figures_of_a_tiny_config(tmp_path):
   assert f['d_step_s'] > 0 and f['g_step_s'] > 0 and f['d_compile_s'] > 0
   iteration = f['d_step_s'] + f['g_step_s'] / config.n_critic
   assert f['images_per_s'] == pytest.approx(config.batch_size / iteration)
-  # Our count and XLA's agree up to the taps over zero padding, which XLA leaves out.
+  # Our count and XLA's differ by the taps over zero padding (XLA leaves them out) and the
+  # elementwise operations (XLA counts them): within tens of percent.
   for net in ('d', 'g'):
-    assert 1.0 <= f[f'{net}_flops'] / f[f'{net}_flops_xla'] < 1.6, f
+    assert 0.7 <= f[f'{net}_flops'] / f[f'{net}_flops_xla'] < 1.4, f
   assert f['g_flops'] > f['d_flops'] > 0  # G's step also runs D, and G twice (the cycle)
   assert f['peak_source'] == 'measured f32 matmul' and f['peak_tflops'] > 0
   out = tmp_path / 'bench.md'
