@@ -13,7 +13,9 @@ training, on a fixed device-resident batch, and measures:
   float32 matrix-product rate on this machine); peak device memory (accelerators) or the
   process's peak resident memory (CPU).
 Prints one table row and appends it, with the machine it ran on, to docs/benchmarks.md
-(--out to change, --out= to skip).
+(--out to change, --out= to skip). --pipeline also measures the grain input pipeline: images/s
+per worker for the synthetic faces and for a folder of JPEG files, and the headroom (pipeline
+images/s over training images/s, which should be 3 or more).
 """
 import functools
 import os
@@ -181,6 +183,58 @@ def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10
   return figures
 
 
+def pipeline_throughput(config: ml_collections.ConfigDict, source, num_workers: int,
+                        num_batches: int = 20, warmup: int = 3) -> float:
+  """Training images/s that the grain pipeline delivers (decode, crop, resize, flip, batch) with
+  `num_workers` worker processes (0: in this process)."""
+  from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.data.num_workers = num_workers
+  it = iter(pipeline.create_train_dataset(config, source))
+  for _ in range(warmup):
+    next(it)
+  start = time.perf_counter()
+  for _ in range(num_batches):
+    next(it)
+  return num_batches * config.batch_size / (time.perf_counter() - start)
+
+
+def jpeg_folder(root: str, config: ml_collections.ConfigDict, count: int = 200) -> str:
+  """Writes `count` synthetic faces as JPEG files in root/<class>/ at twice the model's size
+  (so that decoding also resizes), as a folder source reads them; -> root."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  faces = synthetic.SyntheticFaces(split='train', size=2 * config.data.image_size,
+                                   num_classes=config.data.num_classes, style=config.data.style)
+  for i in range(min(count, len(faces))):
+    example = faces[i]
+    name = faces.class_names[int(example['label'])]
+    os.makedirs(os.path.join(root, name), exist_ok=True)
+    Image.fromarray(np.asarray(example['image'])).save(os.path.join(root, name, f'{i:05d}.jpg'),
+                                                       quality=90)
+  return root
+
+
+def pipeline_report(config: ml_collections.ConfigDict, train_images_per_s: float) -> str:
+  """Pipeline images/s per worker for the synthetic source and a JPEG folder, and the headroom
+  (pipeline images/s with the config's workers over training images/s)."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  lines = []
+  with tempfile.TemporaryDirectory() as tmp:
+    folder = ml_collections.ConfigDict(config.to_dict())
+    folder.data.source, folder.data.train_dir = 'folder', jpeg_folder(tmp, config)
+    for name, c in (('synthetic', config), ('JPEG folder', folder)):
+      source = pipeline.make_source(c.data, 'train')
+      one = pipeline_throughput(c, source, 0)
+      workers = max(c.data.num_workers, 1)
+      many = pipeline_throughput(c, source, c.data.num_workers) if c.data.num_workers else one
+      lines.append(f'{name}: {one:.0f} images/s in-process, {many:.0f} with {workers} '
+                   f'worker(s) ({many / workers:.0f} per worker); headroom over training '
+                   f'({train_images_per_s:.1f} images/s): {many / train_images_per_s:.1f}x')
+  return '\n'.join(lines)
+
+
 HEADER = ('| date | config | batch | size | dtype | compile D / G (s) | D step (ms) | G step (ms) '
           '| images/s | TFLOP/s (ours / XLA count) | peak TFLOP/s | utilisation | peak memory '
           '(GB) | machine |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n')
@@ -219,6 +273,8 @@ def main(argv):
   name = config_flags.get_config_filename(f['config']).replace(os.getcwd() + '/', '')
   line = row(f.name or name, config, figures)
   print(HEADER + line, end='')
+  if f.pipeline:
+    print(pipeline_report(config, figures['images_per_s']))
   if f.out:
     append(f.out, line)
     print(f'appended to {f.out}')
@@ -234,5 +290,7 @@ if __name__ == '__main__':
   _flags.DEFINE_integer('num_classes', 5, 'Classes of the conditional models.')
   _flags.DEFINE_string('name', None, 'Name of the row (default: the config argument).')
   _flags.DEFINE_string('out', 'docs/benchmarks.md', 'Markdown file to append to ("" to skip).')
+  _flags.DEFINE_bool('pipeline', False, 'Also measure the input pipeline (synthetic faces and a '
+                     'JPEG folder written to a temporary directory) and its headroom.')
   _flags.mark_flags_as_required(['config'])
   _app.run(main)
