@@ -129,3 +129,15 @@ def test_bfloat16_compute_keeps_losses_within_1_percent_of_float32(name):
       continue
     exact, mixed = float(exact), float(metrics[1][key])
     assert abs(mixed - exact) <= 0.01 * max(abs(exact), 1.0), (key, exact, mixed)
+
+
+def test_pipeline_throughput_of_the_synthetic_source_and_a_jpeg_folder(tmp_path):
+  from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  config = stargan_config.get_config('tiny')
+  root = bench.jpeg_folder(str(tmp_path / 'faces'), config, count=10)
+  folder = config.copy_and_resolve_references()
+  folder.data.source, folder.data.train_dir = 'folder', root
+  source = pipeline.make_source(folder.data, 'train')
+  assert len(source) == 10 and len(source.class_names) == config.data.num_classes
+  for c, s in ((config, pipeline.make_source(config.data, 'train')), (folder, source)):
+    assert bench.pipeline_throughput(c, s, num_workers=0, num_batches=2, warmup=1) > 0
