@@ -196,3 +196,14 @@ def test_contact_sheet(tmp_path):
     rows = 2 * len(syn.STYLES) + 2  # identities x styles, then happy/surprised ramps
     assert sheet.shape == (2 + rows * 18, 2 + 7 * 18, 3)
     assert np.array_equal(np.asarray(Image.open(path)), sheet)
+
+
+def test_rendered_faces_are_kept_and_handed_out_as_copies():
+    faces = syn.SyntheticFaces('train', size=16, num_classes=3, intensity_range=(0.2, 1.0))
+    first = faces[7]['image']
+    ident, expr, t = faces.params(7)
+    np.testing.assert_array_equal(first, syn.render_face(ident, expr, t, faces.style, 16))
+    first[:] = 0  # a caller writing into its image must not change what the next one gets
+    again = faces[7]['image']
+    np.testing.assert_array_equal(again, syn.render_face(ident, expr, t, faces.style, 16))
+    assert again is not faces[7]['image']
