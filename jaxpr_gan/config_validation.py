@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import ml_collections
 
 from configs import cyclegan
+from configs import dcam
 from configs import mmagan
 from configs import sargan
 from configs import stargan
@@ -19,10 +20,12 @@ from input_pipeline import folders
 from input_pipeline import groups
 from input_pipeline import synthetic
 from jaxpr_gan import losses
+from jaxpr_gan.models import vgg
+from jaxpr_gan.objectives import contextual
 
 # Reference configs: a run's keys and types must be those of get_config('') of its model.
 REFERENCE_CONFIGS = {'stargan': stargan, 'sargan': sargan, 'mmagan': mmagan,
-                     'cyclegan': cyclegan, 'twocet': twocet}
+                     'cyclegan': cyclegan, 'twocet': twocet, 'dcam': dcam}
 # The data grouping each model reads (input_pipeline.pipeline.GROUPINGS).
 MODEL_GROUPS = {'cyclegan': 'domains', 'twocet': 'neutral_emotional'}
 DATA_SOURCES = ('synthetic', 'folder')
@@ -129,6 +132,19 @@ def _check_twocet(config: ml_collections.ConfigDict) -> None:
   _require(config.generator.code_dim > 0, config, 'generator.code_dim', 'must be > 0')
 
 
+def _check_dcam(config: ml_collections.ConfigDict) -> None:
+  """The contextual loss: a known feature network and layers (its weights file is checked when
+  a fresh run reads it, so a resumed run does not need it)."""
+  loss, g = config.loss, config.generator
+  _require(loss.cx_network in contextual.FEATURE_NETWORKS, config, 'loss.cx_network',
+           f'is unknown; use one of {contextual.FEATURE_NETWORKS}')
+  _require(bool(loss.cx_layers) and all(l in vgg.LAYER_NAMES for l in loss.cx_layers), config,
+           'loss.cx_layers', f'must name VGG19 layers, e.g. relu3_2; known: {vgg.LAYER_NAMES}')
+  _require(loss.lambda_cx >= 0, config, 'loss.lambda_cx', 'must be >= 0 (0: no contextual loss)')
+  _require(loss.cx_bandwidth > 0, config, 'loss.cx_bandwidth', 'must be > 0')
+  _require(g.mapping_layers >= 1, config, 'generator.mapping_layers', 'must be >= 1')
+
+
 def _check_sizes(config: ml_collections.ConfigDict) -> None:
   """The image must survive D's repeat_num and G's num_down halvings (and G's attention)."""
   if config.model == 'cyclegan':
@@ -214,6 +230,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int,
            f'is not divisible by the {num_devices} devices (the batch is split evenly across '
            f'them); use a multiple of {num_devices}')
   _check_sizes(config)
+  if model == 'dcam':
+    _check_dcam(config)
   _check_data(config, class_names)
   for key, ok, must in _BOUNDS:
     _require(ok(_get(config, key)), config, key, f'must be {must}')

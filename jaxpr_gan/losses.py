@@ -99,3 +99,27 @@ def ramp(step: jnp.ndarray, start: float, end: float, num_steps: int) -> jnp.nda
     return jnp.asarray(end, jnp.float32)
   frac = jnp.clip(jnp.asarray(step, jnp.float32) / num_steps, 0.0, 1.0)
   return jnp.asarray(start + (end - start) * frac, jnp.float32)
+
+
+def contextual(x_features: jnp.ndarray, y_features: jnp.ndarray, bandwidth: float = 0.5,
+               eps: float = 1e-5) -> jnp.ndarray:
+  """Contextual loss (Mechrez et al. 2018), -log CX(X, Y), mean over the batch.
+
+  X and Y are sets of feature vectors, (B, H, W, C) maps whose positions are forgotten: for each
+  y_j the best-matching x_i counts, so features may move (a smile shifts the mouth) without
+  loss. Cosine distances of features centred on Y's mean, d_ij, are made relative to x_i's
+  nearest y (d_ij / (min_k d_ik + eps)), turned into affinities exp((1 - d~_ij) / bandwidth)
+  normalised over j, and CX(X, Y) = mean_j max_i CX_ij, which is 1 when every y_j has its own
+  x_i and falls towards 0 as the sets part.
+  """
+  b, c = x_features.shape[0], x_features.shape[-1]
+  x = x_features.reshape(b, -1, c).astype(jnp.float32)
+  y = y_features.reshape(b, -1, c).astype(jnp.float32)
+  mu = jnp.mean(y, axis=1, keepdims=True)
+  normalise = lambda f: f / (jnp.linalg.norm(f, axis=-1, keepdims=True) + eps)
+  x, y = normalise(x - mu), normalise(y - mu)
+  distance = 1.0 - jnp.einsum('bic,bjc->bij', x, y)
+  relative = distance / (jnp.min(distance, axis=2, keepdims=True) + eps)
+  cx = jax.nn.softmax((1.0 - relative) / bandwidth, axis=2)
+  similarity = jnp.mean(jnp.max(cx, axis=1), axis=1)
+  return jnp.mean(-jnp.log(similarity + eps))

@@ -43,12 +43,15 @@ class TrainState:
   nonfinite_run: dict[str, jax.Array]  # per network: consecutive updates skipped as non-finite
 
 
-def learning_rate(base_lr: float, step: jax.Array, num_steps: int, num_decay_steps: int):
-  """Constant, then linear decay to 0 over the last `num_decay_steps` iterations (StarGAN)."""
+def learning_rate(base_lr: float, step: jax.Array, num_steps: int, num_decay_steps: int,
+                  decay_every: int = 1):
+  """Constant, then linear decay to 0 over the last `num_decay_steps` iterations (StarGAN),
+  lowered every `decay_every` iterations (DCAM-GAN's 1000: a staircase)."""
   if num_decay_steps <= 0:
     return jnp.asarray(base_lr, jnp.float32)
   start = num_steps - num_decay_steps
-  frac = jnp.clip((step - start) / num_decay_steps, 0.0, 1.0)
+  done = (step - start) // decay_every * decay_every
+  frac = jnp.clip(done / num_decay_steps, 0.0, 1.0)
   return jnp.asarray(base_lr * (1.0 - frac), jnp.float32)
 
 
@@ -114,7 +117,8 @@ def make_step_fns(objective, config: ml_collections.ConfigDict) -> tuple[StepFn,
   """
   tx = _optimizer(config)
   schedule = functools.partial(learning_rate, num_steps=config.num_train_steps,
-                               num_decay_steps=config.optim.num_decay_steps)
+                               num_decay_steps=config.optim.num_decay_steps,
+                               decay_every=config.optim.get('decay_every', 1))
 
   def d_step(state: TrainState, batch, rng):
     batch, aux = objective.d_inputs(state.aux, state.params['g'], batch,
@@ -131,6 +135,7 @@ def make_step_fns(objective, config: ml_collections.ConfigDict) -> tuple[StepFn,
 
   def g_step(state: TrainState, batch, rng):
     # Runs after the d_step of the same iteration, which already advanced state.step.
+    batch = objective.g_inputs(state.aux, batch)
     grad_fn = jax.value_and_grad(objective.g_loss, has_aux=True)
     (loss, metrics), grads = grad_fn(state.params['g'], state.params['d'], batch,
                                      jax.random.fold_in(rng, 1), state.step - 1)
@@ -276,12 +281,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
   if start is None:
     state = jax.jit(functools.partial(init_state, objective, config),
                     out_shardings=state_sharding)()
+    aux, record = objective.pretrained_aux(state.aux)  # e.g. a loss network's weights file
+    state = state.replace(aux=aux)
+    meta.update(record)
     start = 0
   else:
     saved = ckpt.meta(start)
     if saved.get('class_names') != class_names:
       raise ValueError(f'{workdir} holds a run on classes {saved.get("class_names")} but the data '
                        f'now has {class_names}; use a new --workdir.')
+    meta = dict(saved, **meta)  # keeps what the fresh run recorded (e.g. its loss network)
     template = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                             abstract_state, state_sharding)
     state, iter_state = ckpt.restore(start, template)

@@ -103,7 +103,7 @@ def test_missing_key():
 def test_unknown_model_lists_the_known():
   config = _tiny()
   config.model = 'dcamgan'
-  _fails(config, 'model', 'dcamgan', "['cyclegan', 'mmagan', 'sargan', 'stargan', 'twocet']")
+  _fails(config, 'model', 'dcamgan', "['cyclegan', 'dcam', 'mmagan', 'sargan', 'stargan', 'twocet']")
 
 
 def test_batch_not_divisible_by_devices():

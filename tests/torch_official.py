@@ -178,6 +178,23 @@ class NLayerDiscriminator(nn.Module):
     return self.model(x)
 
 
+class VGG19(nn.Module):
+  """torchvision's vgg19 (configuration 'E') without the classifier: `features` is the same
+  nn.Sequential, so its state dict has torchvision's keys features.{index}.weight/bias."""
+
+  def __init__(self):
+    super().__init__()
+    seq, ch = [], 3
+    for width in (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M',
+                  512, 512, 512, 512, 'M'):
+      if width == 'M':
+        seq.append(nn.MaxPool2d(kernel_size=2, stride=2))
+      else:
+        seq += [nn.Conv2d(ch, width, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+        ch = width
+    self.features = nn.Sequential(*seq)
+
+
 def randomize(module: nn.Module, seed: int) -> nn.Module:
   """Every parameter (InstanceNorm affine ones included) drawn at random, as after training."""
   gen = torch.Generator().manual_seed(seed)

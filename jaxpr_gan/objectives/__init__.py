@@ -3,16 +3,18 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxpr_gan.models import cyclegan
+from jaxpr_gan.models import dcam
 from jaxpr_gan.models import mmagan
 from jaxpr_gan.models import sargan
 from jaxpr_gan.models import stargan
 from jaxpr_gan.models import twocet
 from jaxpr_gan.objectives import conditional
+from jaxpr_gan.objectives import contextual
 from jaxpr_gan.objectives import intensity
 from jaxpr_gan.objectives import reference
 from jaxpr_gan.objectives import two_domain
 
-CONDITIONAL_MODELS = ('stargan', 'sargan', 'mmagan')
+CONDITIONAL_MODELS = ('stargan', 'sargan', 'mmagan', 'dcam')
 MODELS = CONDITIONAL_MODELS + ('cyclegan', 'twocet')
 
 
@@ -27,6 +29,12 @@ def _generator(config: ml_collections.ConfigDict) -> stargan.Generator:
   if config.model == 'stargan':
     return stargan.Generator(conv_dim=g.conv_dim, num_res=g.num_res, num_down=g.num_down,
                              dtype=dtype)
+  if config.model == 'dcam':
+    return dcam.Generator(
+        conv_dim=g.conv_dim, num_down=g.num_down, num_enc_res=g.num_enc_res,
+        num_dec_res=g.num_dec_res, num_mask_res=g.num_mask_res, mapping_dim=g.mapping_dim,
+        mapping_layers=g.mapping_layers, control_dim=g.control_dim,
+        decoder_control=g.decoder_control, attention_mask=g.attention_mask, dtype=dtype)
   factory = sargan.Generator if config.model == 'sargan' else mmagan.Generator
   return factory(conv_dim=g.conv_dim, num_down=g.num_down, num_blocks=g.num_blocks,
                  block=g.block, image_residual=g.image_residual, dtype=dtype)
@@ -42,6 +50,13 @@ def _conditional(config: ml_collections.ConfigDict, num_classes: int):
                           dtype=compute_dtype(config)),
       num_classes=num_classes, lambda_cls=loss.lambda_cls, lambda_rec=loss.lambda_rec,
       lambda_gp=loss.lambda_gp)
+  if config.model == 'dcam':
+    return contextual.ContextualGAN(
+        **common, lambda_cx=loss.lambda_cx, cx_layers=tuple(loss.cx_layers),
+        cx_bandwidth=loss.cx_bandwidth, feature_network=loss.cx_network,
+        weights_path=loss.vgg19_weights,
+        preprocessing='torch' if loss.vgg19_weights.endswith(('.pth', '.pt')) else 'caffe',
+        seed=config.seed)
   if config.model == 'mmagan':
     return intensity.IntensityGAN(
         **common, lambda_info_g=loss.lambda_info_g, lambda_info_d=loss.lambda_info_d,
