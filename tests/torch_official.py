@@ -203,3 +203,163 @@ def randomize(module: nn.Module, seed: int) -> nn.Module:
       scale = p[0].numel() ** -0.5 if p.ndim > 1 else 0.5  # 1/sqrt(fan-in) for weights
       p.copy_(torch.randn(p.shape, generator=gen) * scale)
   return module
+
+
+class BasicConv2d(nn.Module):
+  """torchvision.models.inception.BasicConv2d: conv without bias, BN (eps 1e-3), ReLU."""
+
+  def __init__(self, cin, cout, **kw):
+    super().__init__()
+    self.conv = nn.Conv2d(cin, cout, bias=False, **kw)
+    self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+  def forward(self, x):
+    return torch.relu(self.bn(self.conv(x)))
+
+
+def _fid_avg_pool(x):
+  return torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+
+class FIDInceptionA(nn.Module):
+  """pytorch-fid's FIDInceptionA (torchvision's InceptionA, pool not counting padding)."""
+
+  def __init__(self, cin, pool_features):
+    super().__init__()
+    self.branch1x1 = BasicConv2d(cin, 64, kernel_size=1)
+    self.branch5x5_1 = BasicConv2d(cin, 48, kernel_size=1)
+    self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
+    self.branch3x3dbl_1 = BasicConv2d(cin, 64, kernel_size=1)
+    self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+    self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
+    self.branch_pool = BasicConv2d(cin, pool_features, kernel_size=1)
+
+  def forward(self, x):
+    return torch.cat([
+        self.branch1x1(x), self.branch5x5_2(self.branch5x5_1(x)),
+        self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+        self.branch_pool(_fid_avg_pool(x))], 1)
+
+
+class InceptionB(nn.Module):
+
+  def __init__(self, cin):
+    super().__init__()
+    self.branch3x3 = BasicConv2d(cin, 384, kernel_size=3, stride=2)
+    self.branch3x3dbl_1 = BasicConv2d(cin, 64, kernel_size=1)
+    self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+    self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
+
+  def forward(self, x):
+    return torch.cat([self.branch3x3(x),
+                      self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                      torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class FIDInceptionC(nn.Module):
+
+  def __init__(self, cin, c7):
+    super().__init__()
+    self.branch1x1 = BasicConv2d(cin, 192, kernel_size=1)
+    self.branch7x7_1 = BasicConv2d(cin, c7, kernel_size=1)
+    self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_1 = BasicConv2d(cin, c7, kernel_size=1)
+    self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+    self.branch_pool = BasicConv2d(cin, 192, kernel_size=1)
+
+  def forward(self, x):
+    b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+    bd = self.branch7x7dbl_1(x)
+    for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
+                  self.branch7x7dbl_5):
+      bd = layer(bd)
+    return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(_fid_avg_pool(x))], 1)
+
+
+class InceptionD(nn.Module):
+
+  def __init__(self, cin):
+    super().__init__()
+    self.branch3x3_1 = BasicConv2d(cin, 192, kernel_size=1)
+    self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
+    self.branch7x7x3_1 = BasicConv2d(cin, 192, kernel_size=1)
+    self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
+
+  def forward(self, x):
+    b7 = self.branch7x7x3_1(x)
+    for layer in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
+      b7 = layer(b7)
+    return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b7,
+                      torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class FIDInceptionE(nn.Module):
+  """FIDInceptionE_1 (average pool, padding not counted) or, with max_pool, FIDInceptionE_2."""
+
+  def __init__(self, cin, max_pool=False):
+    super().__init__()
+    self.max_pool = max_pool
+    self.branch1x1 = BasicConv2d(cin, 320, kernel_size=1)
+    self.branch3x3_1 = BasicConv2d(cin, 384, kernel_size=1)
+    self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+    self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+    self.branch3x3dbl_1 = BasicConv2d(cin, 448, kernel_size=1)
+    self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
+    self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+    self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+    self.branch_pool = BasicConv2d(cin, 192, kernel_size=1)
+
+  def forward(self, x):
+    b3 = self.branch3x3_1(x)
+    b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+    bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+    bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+    if self.max_pool:
+      pooled = torch.nn.functional.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+    else:
+      pooled = _fid_avg_pool(x)
+    return torch.cat([self.branch1x1(x), b3, bd, self.branch_pool(pooled)], 1)
+
+
+class FIDInceptionV3(nn.Module):
+  """pytorch-fid's fid_inception_v3() (torchvision Inception3 with num_classes=1008, no aux
+  logits, the FID blocks) and its InceptionV3 wrapper's input handling: [0, 1] images,
+  bilinear resize to 299 (align_corners=False), 2x - 1. Returns (pool3 features, logits)."""
+
+  def __init__(self):
+    super().__init__()
+    self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+    self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
+    self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+    self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
+    self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
+    self.Mixed_5b = FIDInceptionA(192, 32)
+    self.Mixed_5c = FIDInceptionA(256, 64)
+    self.Mixed_5d = FIDInceptionA(288, 64)
+    self.Mixed_6a = InceptionB(288)
+    self.Mixed_6b = FIDInceptionC(768, 128)
+    self.Mixed_6c = FIDInceptionC(768, 160)
+    self.Mixed_6d = FIDInceptionC(768, 160)
+    self.Mixed_6e = FIDInceptionC(768, 192)
+    self.Mixed_7a = InceptionD(768)
+    self.Mixed_7b = FIDInceptionE(1280)
+    self.Mixed_7c = FIDInceptionE(2048, max_pool=True)
+    self.fc = nn.Linear(2048, 1008)
+
+  def forward(self, x):
+    x = torch.nn.functional.interpolate(x, size=(299, 299), mode='bilinear', align_corners=False)
+    x = 2 * x - 1
+    x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+    x = torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2)
+    x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+    x = torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2)
+    for name in ('5b', '5c', '5d', '6a', '6b', '6c', '6d', '6e', '7a', '7b', '7c'):
+      x = getattr(self, f'Mixed_{name}')(x)
+    pool = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, (1, 1)), 1)
+    return pool, self.fc(pool)
