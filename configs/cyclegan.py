@@ -34,6 +34,7 @@ import math
 
 import ml_collections
 
+from configs import common
 from configs import variants
 
 MODIFIERS = ('unet', 'patchgan', 'lsgan', 'identity', 'official')
@@ -80,6 +81,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.num_sample_faces = 8
   # num_identities: score the first N test identities only (0: all 50).
   c.eval = ml_collections.ConfigDict(dict(batch_size=50, num_grid_faces=8, num_identities=0))
+  c.eval.update(common.evaluation_suite())
 
   if base == 'quick':
     c.batch_size = 8

@@ -17,6 +17,8 @@ On your own images (root/<class>/*.jpg, as RaFD):
 """
 import ml_collections
 
+from configs import common
+
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -57,6 +59,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.num_sample_faces = 8
   # num_identities: score the first N test identities only (0: all 50).
   c.eval = ml_collections.ConfigDict(dict(batch_size=64, num_grid_faces=10, num_identities=0))
+  c.eval.update(common.evaluation_suite())
 
   if variant == 'quick':
     c.num_train_steps = 4500

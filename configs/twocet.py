@@ -27,6 +27,7 @@ On your own faces (root/{train,test}/neutral/*.jpg and root/{train,test}/emotion
 """
 import ml_collections
 
+from configs import common
 from configs import variants
 
 MODIFIERS = ('color_encoder', 'constant_weights')
@@ -80,6 +81,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict(dict(
       batch_size=50, num_grid_faces=8, num_identities=0,
       code_scales=(0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5), intensity_grid=21, codes_per_class=0))
+  c.eval.update(common.evaluation_suite())
 
   if base == 'quick':
     c.num_train_steps = 3000

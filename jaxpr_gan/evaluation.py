@@ -19,6 +19,9 @@ from input_pipeline import pipeline
 from input_pipeline import synthetic
 from jaxpr_gan import checkpointing
 from jaxpr_gan import evaluation_groups
+from jaxpr_gan import evaluation_suite
+from jaxpr_gan import html_report
+from jaxpr_gan import inference
 from jaxpr_gan import objectives
 from jaxpr_gan import training
 from jaxpr_gan import visualization
@@ -77,10 +80,39 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, step: int | None =
     if isinstance(objective, intensity.IntensityGAN):
       report['intensity'] = evaluate_intensity(config, translate, class_names, out_dir)
     report['step'] = step
+  report.update(evaluation_suite.evaluate(config, objective, g_params, class_names))
+  if _write_masks(config, objective, g_params, class_names, out_dir):
+    report['masks'] = 'masks.png'
   with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
     json.dump(report, f, indent=1)
+  html_report.write(os.path.join(out_dir, 'report.html'), config, workdir, report)
   logging.info('Evaluation of step %d: %s', step, json.dumps(report))
   return report
+
+
+def _write_masks(config, objective, g_params, class_names, out_dir) -> bool:
+  """For generators with attention masks: per test face, the face and its mask for every
+  target class (white: changed). -> whether the picture was written."""
+  if not inference.describe(objective, g_params, config)['has_mask']:
+    return False
+  source = pipeline.make_source(config.data, 'test')
+  faces = training.sample_inputs(config, source, config.eval.num_grid_faces, ('image',))['image']
+  n, num_classes = len(faces), len(class_names)
+  x = jnp.repeat(to_float(jnp.asarray(faces)), num_classes, axis=0)
+  targets = jnp.tile(jnp.arange(num_classes), n)
+  out, mask = jax.jit(functools.partial(inference.translate_fn(objective), g_params))(
+      x, targets, jnp.ones(len(targets)), x)
+  out = visualization.to_uint8(out).reshape(n, num_classes, *faces.shape[1:])
+  mask = np.asarray(np.clip(mask, 0, 1) * 255, np.uint8).reshape(n, num_classes,
+                                                                  *faces.shape[1:3])
+  rows = []
+  for k in range(n):
+    rows.append([faces[k]] + list(out[k]))
+    rows.append([np.full_like(faces[k], 255)] + [np.repeat(m[..., None], 3, -1)
+                                                 for m in mask[k]])
+  visualization.save_png(os.path.join(out_dir, 'masks.png'),
+                         visualization.image_grid(np.array(rows)), min_size=512)
+  return True
 
 
 def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names,

@@ -82,6 +82,23 @@ def test_frechet_distance_by_hand_and_by_eigenvalues():
   assert abs(distribution.frechet_distance(mu1, s1, mu1, s1)) < 1e-8 * np.trace(s1)
 
 
+def test_fid_from_features_of_rank_deficient_sets_is_exact():
+  rng = np.random.default_rng(3)
+  a, b = rng.normal(size=(5, 12)), rng.normal(size=(7, 12)) * 1.5 + 0.2
+  with pytest.warns(UserWarning, match='fewer samples than dimensions'):
+    got = distribution.frechet_distance_from_features(a, b)
+    stats = distribution.statistics(a) + distribution.statistics(b)
+  np.testing.assert_allclose(got, _fid_by_eigenvalues(*stats), rtol=1e-6)
+  with pytest.warns(UserWarning):
+    assert abs(distribution.frechet_distance_from_features(a, a)) < 1e-9
+  # More samples than dimensions: pytorch-fid's computation on the statistics.
+  c, d = rng.normal(size=(40, 6)), rng.normal(size=(30, 6)) + 1.0
+  np.testing.assert_allclose(
+      distribution.frechet_distance_from_features(c, d),
+      distribution.frechet_distance(*distribution.statistics(c), *distribution.statistics(d)),
+      rtol=1e-10)
+
+
 def test_frechet_distance_edge_cases():
   rng = np.random.default_rng(1)
   with pytest.warns(UserWarning, match='fewer samples than dimensions'):

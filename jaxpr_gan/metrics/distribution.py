@@ -61,6 +61,29 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
+def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+  """FID of two feature sets. With fewer samples than dimensions (a covariance of rank < D),
+  tr sqrt(S1 S2) is computed exactly as the nuclear norm of A1 A2^T, where S_i = A_i^T A_i and
+  A_i are the centred features / sqrt(N_i - 1): the square roots of S1 S2's eigenvalues are
+  A1 A2^T's singular values. This takes an N1 x N2 SVD instead of a D x D matrix square root,
+  which for singular covariances is also inaccurate. Otherwise `frechet_distance`."""
+  f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+  (n1, d), n2 = f1.shape, len(f2)
+  if min(n1, n2) > d:
+    return frechet_distance(*statistics(f1), *statistics(f2))
+  for n in (n1, n2):
+    if n < 2:
+      raise ValueError(f'FID needs at least 2 feature vectors, got {n}')
+  warnings.warn(f'FID from {min(n1, n2)} samples of {d}-dimensional features: fewer samples '
+                'than dimensions makes the covariance singular and FID biased; use more images '
+                '(at least 10,000 is the usual practice).', UserWarning, stacklevel=2)
+  mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
+  a1, a2 = (f1 - mu1) / np.sqrt(n1 - 1), (f2 - mu2) / np.sqrt(n2 - 1)
+  tr_covmean = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
+  diff = mu1 - mu2
+  return float(diff @ diff + np.sum(a1 * a1) + np.sum(a2 * a2) - 2.0 * tr_covmean)
+
+
 def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray,
                               num_subsets: int = 100, max_subset_size: int = 1000,
                               seed: int = 0) -> tuple[float, float]:

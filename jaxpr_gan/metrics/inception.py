@@ -236,7 +236,9 @@ def load_weights(path: str) -> dict:
   return params_from_state_dict(state, path)
 
 
+@functools.lru_cache(maxsize=1)
 def features_fn():
-  """jitted (params, uint8 images (B, H, W, 3)) -> (pool features (B, 2048), logits (B, 1008))."""
+  """jitted (params, uint8 images (B, H, W, 3)) -> (pool features (B, 2048), logits (B, 1008));
+  one function per process, so each batch shape compiles once."""
   net = FIDInception()
   return jax.jit(lambda params, images: net.apply({'params': params}, preprocess(images)))
