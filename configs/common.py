@@ -11,4 +11,6 @@ def evaluation_suite() -> dict:
       kid_subsets=100, kid_subset_size=1000,
       stats_cache_dir='',  # real images' features; '' = ~/.cache/jaxpr_gan/fid_features
       judge_dir='',  # a judge trained by python -m jaxpr_gan.judge; '' skips the judge
+      # LPIPS (input to output): torchvision's vgg16 .pth and lpips's weights/v0.1/vgg.pth.
+      lpips_backbone='', lpips_linear='',
   )

@@ -1,4 +1,4 @@
-"""Distribution metrics (FID, KID, IS) and the expression judge, for every model family.
+"""Distribution metrics (FID, KID, IS), the expression judge and LPIPS, for every model family.
 
 What is generated, and against which real images (the data's `config.eval.fid_reference_split`):
   conditional  every test face translated to every other class  vs  that split's faces
@@ -10,6 +10,7 @@ Images are compared as uint8, as they would be saved. Features come from the FID
 skipped with one line saying where to put the path. The real images' features are computed
 once and cached under a key of everything that changes them.
 """
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from jaxpr_gan import judge as judge_lib
 from jaxpr_gan import visualization
 from jaxpr_gan.metrics import distribution
 from jaxpr_gan.metrics import inception
+from jaxpr_gan.metrics import lpips
 
 MISSING_INCEPTION = (
     'FID, KID and IS skipped: no Inception weights. Set --config.eval.inception_weights to '
@@ -34,6 +36,9 @@ MISSING_INCEPTION = (
 MISSING_JUDGE = (
     'judge accuracy skipped: no expression judge. Train one with python -m jaxpr_gan.judge '
     '--config <this config> --workdir <dir>, then set --config.eval.judge_dir=<dir>.')
+MISSING_LPIPS = (
+    "LPIPS skipped: set --config.eval.lpips_backbone to torchvision's vgg16 .pth and "
+    "--config.eval.lpips_linear to the lpips package's weights/v0.1/vgg.pth.")
 PREPROCESSING = 'pytorch-fid: uint8 RGB / 255, bilinear 299x299 (align_corners=False), 2x-1'
 
 
@@ -76,9 +81,21 @@ def in_batches(fn, arrays: list[np.ndarray], batch_size: int) -> list[np.ndarray
   return [np.concatenate(parts) for parts in zip(*outs)]
 
 
-def generated_sets(config: ml_collections.ConfigDict, objective, g_params, class_names):
-  """-> [(name, generated uint8 images, requested classes or None, real (split, group))]; group
-  is None for a labelled source, else 0 or 1 of the two-group source."""
+@dataclasses.dataclass
+class GeneratedSet:
+  """Generated uint8 images; the classes requested (None for two domains); the group of the
+  real images to compare with (None: a labelled source, else 0 or 1 of a two-group source);
+  the inputs they were generated from."""
+  name: str
+  images: np.ndarray
+  targets: np.ndarray | None
+  real_group: int | None
+  inputs: np.ndarray
+
+
+def generated_sets(config: ml_collections.ConfigDict, objective, g_params,
+                   class_names) -> list[GeneratedSet]:
+  """The generated images of the family (see the module docstring)."""
   translate = jax.jit(lambda x, t, rho, ref: inference.translate_fn(objective)(
       g_params, x, t, rho, ref)[0])
   size, bs, limit = config.data.image_size, config.eval.batch_size, config.eval.fid_max_images
@@ -95,7 +112,7 @@ def generated_sets(config: ml_collections.ConfigDict, objective, g_params, class
     sets = []
     for name, src, dst, target in (('a2b', 0, 1, 1), ('b2a', 1, 0, 0)):
       x, _ = decode(test.groups[src], limit, size)
-      sets.append((name, run(x, np.full(len(x), target)), None, dst))
+      sets.append(GeneratedSet(name, run(x, np.full(len(x), target)), None, dst, x))
     return sets
   if objective.family == 'reference':
     neutral, _ = decode(test.groups[0], limit, size)
@@ -104,13 +121,14 @@ def generated_sets(config: ml_collections.ConfigDict, objective, g_params, class
     idx = np.array([(i + j) % len(emotional) for i in range(len(neutral))
                     for j in range(per_target)])
     x = np.repeat(neutral, per_target, axis=0)
-    return [('transfer', run(x, labels[idx], emotional[idx]), labels[idx], 1)]
+    return [GeneratedSet('transfer', run(x, labels[idx], emotional[idx]), labels[idx], 1, x)]
   num_classes = len(class_names)
   x, labels = decode(test, max(1, limit // max(num_classes - 1, 1)), size)
   src = np.repeat(np.arange(len(x)), num_classes)
   tgt = np.tile(np.arange(num_classes), len(x))
   keep = tgt != labels[src]
-  return [('translation', run(x[src[keep]], tgt[keep]), tgt[keep], None)]
+  inputs = x[src[keep]]
+  return [GeneratedSet('translation', run(inputs, tgt[keep]), tgt[keep], None, inputs)]
 
 
 class FeatureCache:
@@ -173,11 +191,12 @@ def distribution_metrics(config: ml_collections.ConfigDict, sets) -> dict:
   split = config.eval.fid_reference_split
   report = {'inception_weights': os.path.abspath(weights), 'inception_sha256': sha,
             'reference_split': split, 'preprocessing': PREPROCESSING}
-  for name, generated, _, group in sets:
+  for gen in sets:
+    group = gen.real_group
     real_pool, _ = cache.get(_real_description(config, split, group, sha),
                              lambda g=group: extract(_real_images(config, split, g)))
-    pool, logits = extract(generated)
-    entry = {'num_generated': len(generated), 'num_real': len(real_pool)}
+    pool, logits = extract(gen.images)
+    entry = {'num_generated': len(gen.images), 'num_real': len(real_pool)}
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter('always')
       try:
@@ -190,7 +209,7 @@ def distribution_metrics(config: ml_collections.ConfigDict, sets) -> dict:
         pool, real_pool, config.eval.kid_subsets, config.eval.kid_subset_size)
     splits = min(10, len(logits))
     entry['is'], entry['is_std'] = distribution.inception_score(logits, splits)
-    report[name] = entry
+    report[gen.name] = entry
   return report
 
 
@@ -207,13 +226,37 @@ def judge_metrics(config: ml_collections.ConfigDict, sets, class_names) -> dict:
                      f'has {list(class_names)}; train a judge on this run\'s data.')
   report = {'judge_dir': os.path.abspath(judge_dir),
             'judge_test_accuracy': judge.meta['test_accuracy']}
-  for name, generated, targets, _ in sets:
-    if targets is None:
+  for gen in sets:
+    if gen.targets is None:
       continue
-    predicted = judge.predict(generated, config.eval.batch_size)
-    report[name] = {'target_accuracy': float(np.mean(predicted == targets)),
-                    'per_target': {class_names[c]: float(np.mean(predicted[targets == c] == c))
-                                   for c in np.unique(targets)}}
+    predicted = judge.predict(gen.images, config.eval.batch_size)
+    targets = gen.targets
+    report[gen.name] = {
+        'target_accuracy': float(np.mean(predicted == targets)),
+        'per_target': {class_names[c]: float(np.mean(predicted[targets == c] == c))
+                       for c in np.unique(targets)}}
+  return report
+
+
+def lpips_metrics(config: ml_collections.ConfigDict, sets) -> dict:
+  """Mean LPIPS between each generated image and its input: how far the edit moves it."""
+  files = (config.eval.lpips_backbone, config.eval.lpips_linear)
+  if not all(files):
+    logging.warning(MISSING_LPIPS)
+    return {'skipped': MISSING_LPIPS}
+  missing = [f for f in files if not os.path.isfile(f)]
+  if missing:
+    note = f'LPIPS skipped: {missing[0]!r} does not exist.'
+    logging.warning(note)
+    return {'skipped': note}
+  params = lpips.load(*files)
+  fn = lambda a, b: lpips.distance_jit(params, a.astype(np.float32) / 127.5 - 1,
+                                       b.astype(np.float32) / 127.5 - 1)
+  report = {'lpips_backbone': os.path.abspath(files[0]),
+            'lpips_linear': os.path.abspath(files[1])}
+  for gen in sets:
+    values = in_batches(fn, [gen.inputs, gen.images], config.eval.batch_size)[0]
+    report[gen.name] = {'lpips_to_input': float(np.mean(values))}
   return report
 
 
@@ -221,7 +264,9 @@ def evaluate(config: ml_collections.ConfigDict, objective, g_params, class_names
   """{'distribution': FID/KID/IS per generated set, 'judge': target accuracy}, each a skip note
   when its file is not configured; the images are generated once for both."""
   sets = []
-  if config.eval.inception_weights or config.eval.judge_dir:
+  e = config.eval
+  if e.inception_weights or e.judge_dir or (e.lpips_backbone and e.lpips_linear):
     sets = generated_sets(config, objective, g_params, class_names)
   return {'distribution': distribution_metrics(config, sets),
-          'judge': judge_metrics(config, sets, class_names)}
+          'judge': judge_metrics(config, sets, class_names),
+          'lpips': lpips_metrics(config, sets)}

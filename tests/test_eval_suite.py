@@ -36,17 +36,18 @@ def test_generated_sets_of_every_family(module):
   config.eval.fid_max_images = 12
   objective, g, names = _fresh(config)
   sets = evaluation_suite.generated_sets(config, objective, g, names)
+  for s in sets:
+    assert s.images.shape == s.inputs.shape == (12, 16, 16, 3) and s.images.dtype == np.uint8
   if objective.family == 'conditional':  # 3 test faces x 4 other classes
-    [(name, images, targets, group)] = sets
-    assert name == 'translation' and images.shape == (12, 16, 16, 3) and group is None
-    assert images.dtype == np.uint8 and sorted(set(targets)) == [0, 1, 2, 3, 4]
+    [s] = sets
+    assert s.name == 'translation' and s.real_group is None
+    assert sorted(set(s.targets)) == [0, 1, 2, 3, 4]
   elif objective.family == 'two_domain':
-    assert [(n, i.shape, t, grp) for n, i, t, grp in sets] == [
-        ('a2b', (12, 16, 16, 3), None, 1), ('b2a', (12, 16, 16, 3), None, 0)]
+    assert [(s.name, s.targets, s.real_group) for s in sets] == [('a2b', None, 1),
+                                                                   ('b2a', None, 0)]
   else:  # neutral test faces, each with one emotional reference (12 // 12)
-    [(name, images, targets, group)] = sets
-    assert name == 'transfer' and images.shape == (12, 16, 16, 3) and group == 1
-    assert set(targets) <= {1, 2, 3, 4}
+    [s] = sets
+    assert s.name == 'transfer' and s.real_group == 1 and set(s.targets) <= {1, 2, 3, 4}
 
 
 def test_without_files_every_metric_says_which_key_to_set(tmp_path):
@@ -56,6 +57,7 @@ def test_without_files_every_metric_says_which_key_to_set(tmp_path):
   report = evaluation.evaluate(config, workdir)
   assert 'config.eval.inception_weights' in report['distribution']['skipped']
   assert 'config.eval.judge_dir' in report['judge']['skipped']
+  assert 'config.eval.lpips_backbone' in report['lpips']['skipped']
   assert report['masks'] == 'masks.png'  # DCAM-GAN has an attention mask
   out = os.path.join(workdir, 'eval')
   with open(os.path.join(out, 'metrics.json')) as f:
@@ -85,7 +87,8 @@ def test_distribution_metrics_identical_sets_and_the_cache(inception_file, tmp_p
                      kid_subsets=3, kid_subset_size=4, stats_cache_dir=str(tmp_path / 'cache'))
   real = evaluation_suite._real_images(config, 'test', None)  # pylint: disable=protected-access
   shifted = np.clip(real.astype(int) + 60, 0, 255).astype(np.uint8)
-  sets = [('same', real, None, None), ('brighter', shifted, None, None)]
+  sets = [evaluation_suite.GeneratedSet('same', real, None, None, real),
+          evaluation_suite.GeneratedSet('brighter', shifted, None, None, real)]
   report = evaluation_suite.distribution_metrics(config, sets)
   same, brighter = report['same'], report['brighter']
   assert same['num_real'] == same['num_generated'] == 4
@@ -124,7 +127,8 @@ def test_judge_trains_above_95_percent_and_scores_generated_faces(tmp_path):
   # on those faces; one that returns its input scores only when the target is the source.
   real, labels = evaluation_suite.decode(judge.labelled_source(config.data, 'test'), 250, 16)
   report = evaluation_suite.judge_metrics(
-      config, [('truth', real, labels, None), ('input', real, (labels + 1) % 5, None)],
+      config, [evaluation_suite.GeneratedSet('truth', real, labels, None, real),
+               evaluation_suite.GeneratedSet('input', real, (labels + 1) % 5, None, real)],
       list(loaded.class_names))
   assert report['truth']['target_accuracy'] == pytest.approx(meta['test_accuracy'])
   assert report['input']['target_accuracy'] <= 0.05
@@ -133,3 +137,20 @@ def test_judge_trains_above_95_percent_and_scores_generated_faces(tmp_path):
     evaluation_suite.judge_metrics(config, [], ['a', 'b'])
   with pytest.raises(FileNotFoundError, match='python -m jaxpr_gan.judge'):
     judge.load(str(tmp_path / 'none'))
+
+
+def test_lpips_to_input_is_zero_for_an_identity_model(tmp_path):
+  torch = pytest.importorskip('torch')
+  from tests import torch_official  # pylint: disable=g-import-not-at-top
+  net = torch_official.randomize(torch_official.LPIPS(), 0)
+  backbone, linear = str(tmp_path / 'vgg16.pth'), str(tmp_path / 'lin.pth')
+  torch.save(net.net.state_dict(), backbone)
+  torch.save({k: v.abs() for k, v in net.state_dict().items() if k.startswith('lin')}, linear)
+  config = stargan_config.get_config('tiny')
+  config.eval.update(lpips_backbone=backbone, lpips_linear=linear, batch_size=4)
+  real = evaluation_suite._real_images(config, 'test', None)[:4]  # pylint: disable=protected-access
+  noisy = np.clip(real.astype(int) + 40, 0, 255).astype(np.uint8)
+  report = evaluation_suite.lpips_metrics(config, [
+      evaluation_suite.GeneratedSet('identity', real, None, None, real),
+      evaluation_suite.GeneratedSet('brighter', noisy, None, None, real)])
+  assert report['identity']['lpips_to_input'] < 1e-6 < report['brighter']['lpips_to_input']

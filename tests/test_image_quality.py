@@ -1,6 +1,7 @@
 """Paired metrics on cases solvable by hand."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxpr_gan.metrics import image_quality
 
@@ -24,3 +25,48 @@ def test_ssim_identical_and_constant_images():
 def test_l1():
   x = jnp.zeros((1, 4, 4, 3))
   assert float(image_quality.l1(x, x + 0.25)[0]) == 0.25
+
+
+def test_psnr_and_ssim_equal_scikit_image():
+  from skimage import metrics  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x = rng.uniform(size=(3, 32, 32, 3)).astype(np.float32)
+  y = np.clip(x + rng.normal(scale=0.1, size=x.shape), 0, 1).astype(np.float32)
+  ssim = np.asarray(image_quality.ssim(jnp.asarray(x), jnp.asarray(y)))
+  psnr = np.asarray(image_quality.psnr(jnp.asarray(x), jnp.asarray(y)))
+  for i in range(3):  # Wang et al.'s settings: Gaussian window sigma 1.5, population statistics
+    want = metrics.structural_similarity(x[i], y[i], gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, data_range=1.0,
+                                         channel_axis=-1)
+    np.testing.assert_allclose(ssim[i], want, atol=1e-4)
+    np.testing.assert_allclose(psnr[i], metrics.peak_signal_noise_ratio(x[i], y[i],
+                                                                        data_range=1.0),
+                               atol=1e-4)
+
+
+def test_lpips_equals_the_lpips_computation_on_the_same_weights(tmp_path):
+  torch = pytest.importorskip('torch')
+  from tests import torch_official  # pylint: disable=g-import-not-at-top
+  from jaxpr_gan.metrics import lpips  # pylint: disable=g-import-not-at-top
+  net = torch_official.randomize(torch_official.LPIPS(), 0).eval()
+  with torch.no_grad():  # lin weights are non-negative in the released file
+    for k in range(5):
+      w = getattr(net, f'lin{k}').model[1].weight
+      w.copy_(w.abs())
+  backbone, linear = str(tmp_path / 'vgg16.pth'), str(tmp_path / 'lpips_vgg.pth')
+  torch.save(net.net.state_dict(), backbone)
+  torch.save({k: v for k, v in net.state_dict().items() if k.startswith('lin')}, linear)
+  params = lpips.load(backbone, linear)
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, size=(2, 32, 32, 3)).astype(np.float32)
+  y = np.clip(x + rng.normal(scale=0.3, size=x.shape), -1, 1).astype(np.float32)
+  got = np.asarray(lpips.distance_jit(params, jnp.asarray(x), jnp.asarray(y)))
+  with torch.no_grad():
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+    want = net(to_t(x), to_t(y)).numpy()
+  np.testing.assert_allclose(got, want, rtol=1e-4)
+  assert (got > 0).all()
+  np.testing.assert_allclose(np.asarray(lpips.distance_jit(params, jnp.asarray(x),
+                                                           jnp.asarray(x))), 0.0, atol=1e-7)
+  with pytest.raises(lpips.LPIPSWeightsError, match='lin0'):
+    lpips.load(backbone, backbone)

@@ -178,15 +178,21 @@ class NLayerDiscriminator(nn.Module):
     return self.model(x)
 
 
-class VGG19(nn.Module):
-  """torchvision's vgg19 (configuration 'E') without the classifier: `features` is the same
-  nn.Sequential, so its state dict has torchvision's keys features.{index}.weight/bias."""
+VGG_CFG = {19: (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M',
+                512, 512, 512, 512, 'M'),
+           16: (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512,
+                512, 'M')}
 
-  def __init__(self):
+
+class VGG19(nn.Module):
+  """torchvision's vgg19 (configuration 'E'; depth 16: vgg16, 'D') without the classifier:
+  `features` is the same nn.Sequential, so its state dict has torchvision's keys
+  features.{index}.weight/bias."""
+
+  def __init__(self, depth=19):
     super().__init__()
     seq, ch = [], 3
-    for width in (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M',
-                  512, 512, 512, 512, 'M'):
+    for width in VGG_CFG[depth]:
       if width == 'M':
         seq.append(nn.MaxPool2d(kernel_size=2, stride=2))
       else:
@@ -363,3 +369,41 @@ class FIDInceptionV3(nn.Module):
       x = getattr(self, f'Mixed_{name}')(x)
     pool = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, (1, 1)), 1)
     return pool, self.fc(pool)
+
+
+class NetLinLayer(nn.Module):
+  """lpips.NetLinLayer: dropout, then a bias-free 1x1 conv to one channel (keys model.1)."""
+
+  def __init__(self, cin):
+    super().__init__()
+    self.model = nn.Sequential(nn.Dropout(), nn.Conv2d(cin, 1, 1, bias=False))
+
+
+class LPIPS(nn.Module):
+  """lpips.LPIPS(net='vgg') in eval mode: ScalingLayer, vgg16 slices at relu1_2 .. relu5_3,
+  normalize_tensor, squared difference, lin layers, spatial average, sum."""
+
+  def __init__(self):
+    super().__init__()
+    self.net = VGG19(16)
+    for k, c in enumerate((64, 128, 256, 512, 512)):
+      setattr(self, f'lin{k}', NetLinLayer(c))
+    self.register_buffer('shift', torch.tensor([-.030, -.088, -.188])[None, :, None, None])
+    self.register_buffer('scale', torch.tensor([.458, .448, .450])[None, :, None, None])
+    self.taps = (3, 8, 15, 22, 29)  # features indices of relu1_2, relu2_2, relu3_3, ...
+
+  def _features(self, x):
+    outs, h = [], (x - self.shift) / self.scale
+    for i, layer in enumerate(self.net.features[:30]):
+      h = layer(h)
+      if i in self.taps:
+        outs.append(h)
+    return outs
+
+  def forward(self, x, y):
+    total = 0
+    for k, (a, b) in enumerate(zip(self._features(x), self._features(y))):
+      a = a / (torch.sqrt(torch.sum(a ** 2, dim=1, keepdim=True)) + 1e-10)
+      b = b / (torch.sqrt(torch.sum(b ** 2, dim=1, keepdim=True)) + 1e-10)
+      total = total + getattr(self, f'lin{k}').model((a - b) ** 2).mean([2, 3], keepdim=True)
+    return total.reshape(-1)

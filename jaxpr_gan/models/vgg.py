@@ -22,16 +22,25 @@ import numpy as np
 
 from jaxpr_gan import layers
 
-# (block, convolutions, channels)
+# (block, convolutions, channels) of VGG19 (configuration E) and VGG16 (D).
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
-CONV_NAMES = tuple(f'conv{b}_{i}' for b, n, _ in BLOCKS for i in range(1, n + 1))
-LAYER_NAMES = tuple(name for b, n, _ in BLOCKS
-                    for name in [f'{kind}{b}_{i}' for i in range(1, n + 1)
-                                 for kind in ('conv', 'relu')] + [f'pool{b}'])
+BLOCKS_BY_DEPTH = {19: BLOCKS, 16: ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512),
+                                    (5, 3, 512))}
+
+
+def layer_names(depth: int = 19) -> tuple[str, ...]:
+  """conv, relu, ..., pool in order: also the indices of torchvision's `features` Sequential."""
+  return tuple(name for b, n, _ in BLOCKS_BY_DEPTH[depth]
+               for name in [f'{kind}{b}_{i}' for i in range(1, n + 1)
+                            for kind in ('conv', 'relu')] + [f'pool{b}'])
+
+
+def conv_names(depth: int = 19) -> tuple[str, ...]:
+  return tuple(n for n in layer_names(depth) if n.startswith('conv'))
+
+
+LAYER_NAMES, CONV_NAMES = layer_names(19), conv_names(19)
 PREPROCESSING = ('caffe', 'torch')
-# torchvision's vgg19().features: the index of each convolution in the Sequential.
-TORCHVISION_INDEX = dict(zip(CONV_NAMES, (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30,
-                                          32, 34)))
 _IMAGENET_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 _IMAGENET_RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _IMAGENET_RGB_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -51,18 +60,21 @@ def preprocess(x: jnp.ndarray, kind: str) -> jnp.ndarray:
 
 
 class VGG19(nn.Module):
-  """-> {name: activation} for every name in `outputs` (see LAYER_NAMES); NHWC input."""
+  """-> {name: activation} for every name in `outputs` (see layer_names); NHWC input.
+  `depth` 16 makes it VGG16 (LPIPS's backbone)."""
   outputs: Sequence[str] = ('relu4_2',)
+  depth: int = 19
   dtype: layers.Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> dict[str, jnp.ndarray]:
-    unknown = [o for o in self.outputs if o not in LAYER_NAMES]
+    names = layer_names(self.depth)
+    unknown = [o for o in self.outputs if o not in names]
     if unknown or not self.outputs:
-      raise ValueError(f'unknown VGG19 layers {unknown}; choose from {LAYER_NAMES}.')
-    last = max(LAYER_NAMES.index(o) for o in self.outputs)
+      raise ValueError(f'unknown VGG{self.depth} layers {unknown}; choose from {names}.')
+    last = max(names.index(o) for o in self.outputs)
     found, h = {}, x.astype(self.dtype)
-    for name in LAYER_NAMES[:last + 1]:
+    for name in names[:last + 1]:
       if name.startswith('conv'):
         h = layers.conv(_channels(name), 3, 1, 1, dtype=self.dtype, name=name)(h)
       elif name.startswith('relu'):
@@ -79,10 +91,11 @@ def _channels(conv_name: str) -> int:
   return dict((b, c) for b, _, c in BLOCKS)[block]
 
 
-def convs_needed(outputs: Sequence[str]) -> tuple[str, ...]:
-  """The convolutions a VGG19 truncated after the deepest of `outputs` holds."""
-  last = max(LAYER_NAMES.index(o) for o in outputs)
-  return tuple(n for n in LAYER_NAMES[:last + 1] if n.startswith('conv'))
+def convs_needed(outputs: Sequence[str], depth: int = 19) -> tuple[str, ...]:
+  """The convolutions a VGG truncated after the deepest of `outputs` holds."""
+  names = layer_names(depth)
+  last = max(names.index(o) for o in outputs)
+  return tuple(n for n in names[:last + 1] if n.startswith('conv'))
 
 
 def _keras_name(conv_name: str) -> str:
@@ -140,8 +153,10 @@ def _read_torchvision(path: str) -> dict[str, np.ndarray]:
   return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, 'detach')}
 
 
-def load_weights(path: str, convs: Sequence[str] = CONV_NAMES):
-  """-> (params {'convB_i': {'kernel' HWIO, 'bias'}} for `convs`, preprocessing kind)."""
+def load_weights(path: str, convs: Sequence[str] = CONV_NAMES, depth: int = 19):
+  """-> (params {'convB_i': {'kernel' HWIO, 'bias'}} for `convs`, preprocessing kind); `depth`
+  16 reads a VGG16 (torchvision's vgg16 state dict, or Keras VGG16 weights)."""
+  all_convs, names = conv_names(depth), layer_names(depth)
   if not path:
     raise VGGWeightsError('no VGG19 weight file given')
   if not os.path.isfile(path):
@@ -152,24 +167,27 @@ def load_weights(path: str, convs: Sequence[str] = CONV_NAMES):
     for conv in convs:
       if _keras_name(conv) not in layers_found:
         raise VGGWeightsError(f'{path} has no layer {_keras_name(conv)} (has '
-                              f'{sorted(layers_found)}); is it a VGG19?')
+                              f'{sorted(layers_found)}); is it a VGG{depth}?')
       params[conv] = layers_found[_keras_name(conv)]
   elif path.endswith(('.pth', '.pt')):
     state, kind = _read_torchvision(path), 'torch'
     for conv in convs:
-      key = f'features.{TORCHVISION_INDEX[conv]}'
+      key = f'features.{names.index(conv)}'
       if f'{key}.weight' not in state or f'{key}.bias' not in state:
-        raise VGGWeightsError(f'{path} has no {key}.weight/bias (torchvision vgg19 key names); '
-                              'is it a torchvision VGG19 state dict?')
+        raise VGGWeightsError(f'{path} has no {key}.weight/bias (torchvision vgg{depth} key '
+                              f'names); is it a torchvision VGG{depth} state dict?')
       params[conv] = {'kernel': state[f'{key}.weight'].transpose(2, 3, 1, 0).astype(np.float32),
                       'bias': state[f'{key}.bias'].astype(np.float32)}
   else:
     raise VGGWeightsError(f'{path}: unknown VGG19 weight file kind; give a Keras .h5 or a '
                           'torchvision .pth state dict')
-  for conv in convs:  # the widths of VGG19, not another VGG
-    i = CONV_NAMES.index(conv)
-    want = (3, 3, _channels(CONV_NAMES[i - 1]) if i else 3, _channels(conv))
+  for conv in convs:  # the widths of this VGG, not another
+    i = all_convs.index(conv)
+    want = (3, 3, _channels(all_convs[i - 1]) if i else 3, _channels(conv))
     if params[conv]['kernel'].shape != want:
       raise VGGWeightsError(f'{path}: {conv} kernel has shape {params[conv]["kernel"].shape}, '
-                            f'VGG19 has {want}')
+                            f'VGG{depth} has {want}')
+  if depth == 16 and path.endswith(('.pth', '.pt')) and 'features.34.weight' in state:
+    raise VGGWeightsError(f'{path} is a VGG19 (it has features.34); LPIPS needs torchvision\'s '
+                          'vgg16 state dict')
   return params, kind
