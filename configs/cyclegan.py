@@ -62,6 +62,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.data.random_flip = True
   c.data.num_workers = 2
   c.data.seed = 0
+  c.data.update(common.data_sources())  # csv, attributes, filename, tfds, array_record
 
   # architecture: 'resnet' (num_blocks residual blocks between num_down halvings) | 'unet'
   # (unet_num_downs halvings, 0 = down to 1x1: log2(image_size)).

@@ -35,7 +35,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.max_nonfinite_steps = 20
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = 'synthetic'  # 'synthetic' | 'folder'
+  # 'synthetic' | 'folder' | 'csv' | 'attributes' | 'filename' | 'tfds' | 'array_record'
+  c.data.source = 'synthetic'
   c.data.image_size = 128
   c.data.num_classes = 5  # neutral, happy, sad, angry, surprised
   c.data.style = 'anime'
@@ -45,6 +46,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.data.random_flip = True
   c.data.num_workers = 2
   c.data.seed = 0
+  c.data.update(common.data_sources())  # csv, attributes, filename, tfds, array_record
+  c.data.root = ''  # source 'filename'
 
   c.generator = ml_collections.ConfigDict(dict(conv_dim=64, num_res=6, num_down=2))
   c.discriminator = ml_collections.ConfigDict(dict(conv_dim=64, repeat_num=6))

@@ -56,6 +56,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.data.random_flip = True
   c.data.num_workers = 2
   c.data.seed = 0
+  c.data.update(common.data_sources())  # csv, attributes, filename, tfds, array_record
 
   # dim_in: filters of the first conv (0: the official 2**14 // image_size); max_conv_dim caps
   # the doubling. The encoder and the discriminator's trunk have the same widths.

@@ -20,11 +20,14 @@ import numpy as np
 
 from input_pipeline import folders
 from input_pipeline import groups
+from input_pipeline import records
+from input_pipeline import sources
 from input_pipeline import synthetic
 
 # data.groups: how a model reads its data. 'classes': labelled faces (the conditional family);
 # 'domains': two unpaired domains (CycleGAN); 'neutral_emotional': the groups of 2CET-GAN.
 GROUPINGS = ('classes', 'domains', 'neutral_emotional')
+SOURCES = ('synthetic', 'folder') + sources.LABELLED_SOURCES + ('tfds', 'array_record')
 
 
 def _make_group_source(data: ml_collections.ConfigDict, split: str) -> groups.TwoGroupSource:
@@ -42,7 +45,16 @@ def _make_group_source(data: ml_collections.ConfigDict, split: str) -> groups.Tw
     if data.groups == 'domains':
       return groups.folder_domains(data.root, split)
     return groups.folder_groups(data.root, split)
-  raise ValueError(f"unknown config.data.source {data.source!r}: use 'synthetic' or 'folder'.")
+  if data.source == 'array_record':  # prepared from a two-group source: one group per file set
+    meta = records.read_meta(data.array_record_dir)
+    names = meta.get('groups')
+    if not names:
+      raise ValueError(f'{data.array_record_dir} holds labelled classes, not two groups; prepare '
+                       f'it from a {data.groups!r} config')
+    a, b = (records.ArrayRecordSource(data.array_record_dir, split, g) for g in names)
+    return groups.TwoGroupSource(a, b, tuple(names), tuple(meta['class_names']))
+  raise ValueError(f"config.data.source {data.source!r} cannot give two groups: use "
+                   "'synthetic', 'folder' or 'array_record'.")
 
 
 def make_source(data: ml_collections.ConfigDict, split: str):
@@ -65,13 +77,26 @@ def make_source(data: ml_collections.ConfigDict, split: str):
       raise ValueError(f"config.data.{split}_dir is empty: set it to a folder laid out as "
                        f"{folders.EXPECTED_FOLDER_LAYOUT}")
     source = folders.ImageFolderSource(root)
-    if data.num_classes and len(source.class_names) != data.num_classes:
-      raise ValueError(
-          f'{root} has {len(source.class_names)} class folders {list(source.class_names)} but '
-          f'config.data.num_classes is {data.num_classes}: set --config.data.num_classes='
-          f'{len(source.class_names)}.')
-    return source
-  raise ValueError(f"unknown config.data.source {data.source!r}: use 'synthetic' or 'folder'.")
+  elif data.source in sources.LABELLED_SOURCES:
+    source = sources.make_labelled_source(data, split)
+  elif data.source == 'tfds':
+    source = records.TFDSSource(
+        data.tfds_name, data.tfds_train_split if split == 'train' else data.tfds_test_split,
+        data.tfds_data_dir, data.tfds_image_key, data.tfds_label_key, data.image_size)
+  elif data.source == 'array_record':
+    source = records.ArrayRecordSource(data.array_record_dir, split)
+    if source.image_size != data.image_size:
+      raise ValueError(f'{data.array_record_dir} was prepared at {source.image_size} px but '
+                       f'config.data.image_size is {data.image_size}; prepare it again or set '
+                       f'--config.data.image_size={source.image_size}')
+  else:
+    raise ValueError(f'unknown config.data.source {data.source!r}: use one of {SOURCES}.')
+  if data.num_classes and len(source.class_names) != data.num_classes:
+    raise ValueError(
+        f'the {data.source} data has {len(source.class_names)} classes '
+        f'{list(source.class_names)} but config.data.num_classes is {data.num_classes}: set '
+        f'--config.data.num_classes={len(source.class_names)}.')
+  return source
 
 
 class ToExample(grain.transforms.Map):

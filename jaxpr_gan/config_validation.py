@@ -18,6 +18,8 @@ from configs import stargan
 from configs import twocet
 from input_pipeline import folders
 from input_pipeline import groups
+from input_pipeline import pipeline
+from input_pipeline import sources
 from input_pipeline import synthetic
 from jaxpr_gan import losses
 from jaxpr_gan.models import vgg
@@ -28,7 +30,7 @@ REFERENCE_CONFIGS = {'stargan': stargan, 'sargan': sargan, 'mmagan': mmagan,
                      'cyclegan': cyclegan, 'twocet': twocet, 'dcam': dcam}
 # The data grouping each model reads (input_pipeline.pipeline.GROUPINGS).
 MODEL_GROUPS = {'cyclegan': 'domains', 'twocet': 'neutral_emotional'}
-DATA_SOURCES = ('synthetic', 'folder')
+DATA_SOURCES = pipeline.SOURCES
 GENERATOR_BLOCKS = ('residual', 'sarb', 'mmarm')
 # MMARM (depth 2) and the SARB hourglass (depth 2) halve the bottleneck twice.
 MIN_ATTENTION_BOTTLENECK = 4
@@ -173,6 +175,39 @@ def _check_sizes(config: ml_collections.ConfigDict) -> None:
              'generator.num_down')
 
 
+def _check_labelled_source(config: ml_collections.ConfigDict) -> None:
+  """The files and keys that the csv, attributes, filename and tfds sources need."""
+  data = config.data
+  _require(data.split in sources.SPLITS, config, 'data.split', f'is unknown; use one of '
+           f'{sources.SPLITS}')
+  _require(data.on_error in sources.ON_ERROR, config, 'data.on_error',
+           f'is unknown; use one of {sources.ON_ERROR}')
+  if data.split in ('fraction', 'identity'):
+    _require(0 < data.test_fraction < 1, config, 'data.test_fraction', 'must be in (0, 1)')
+  if data.split == 'file':
+    _require(os.path.isfile(data.split_file), config, 'data.split_file', 'is not a file')
+  is_file = lambda key, what: _require(bool(data[key]) and os.path.isfile(data[key]), config,
+                                       f'data.{key}', f'is not a file; set it to {what}')
+  is_dir = lambda key, what: _require(bool(data[key]) and os.path.isdir(data[key]), config,
+                                      f'data.{key}', f'is not a directory; set it to {what}')
+  if data.source == 'csv':
+    is_file('csv', 'a CSV with the header path,label[,intensity][,split][,identity]')
+    if data.split == 'folders':
+      is_file('test_csv', "the test split's CSV (or use --config.data.split=column/fraction)")
+  elif data.source == 'attributes':
+    is_file('attribute_file', "a CelebA-style attribute file (list_attr_celeba.txt)")
+    is_dir('image_dir', 'the folder of the images the attribute file names')
+    _require(len(data.attributes) > 0, config, 'data.attributes',
+             "is empty; name the attributes to train on, e.g. ('Black_Hair', 'Blond_Hair')")
+  elif data.source == 'filename':
+    is_dir('root', 'the folder of the images (searched recursively)')
+    if data.split == 'folders':
+      is_dir('test_root', "the test images' folder (or use --config.data.split=identity)")
+  elif data.source == 'tfds':
+    _require(bool(data.tfds_name), config, 'data.tfds_name', 'is empty; name the prepared TFDS '
+             'data set')
+
+
 def _check_data(config: ml_collections.ConfigDict, class_names: Sequence[str] | None) -> None:
   """A known source, existing folders, and a class count that matches the data's classes."""
   data = config.data
@@ -183,22 +218,30 @@ def _check_data(config: ml_collections.ConfigDict, class_names: Sequence[str] | 
     _require(2 <= data.num_classes <= n, config, 'data.num_classes',
              f'is out of range: the synthetic faces have 2..{n} expressions '
              f'{synthetic.EXPRESSIONS}')
+  elif data.source == 'array_record':
+    _require(os.path.isfile(os.path.join(data.array_record_dir, 'meta.json')), config,
+             'data.array_record_dir', 'holds no meta.json; set it to the output of python -m '
+             'input_pipeline.prepare')
   elif config.model in MODEL_GROUPS:
+    _require(data.source == 'folder', config, 'data.source', f'cannot give the two groups of '
+             f"{config.model}; use 'synthetic', 'folder' or 'array_record'")
     layout = (groups.EXPECTED_DOMAIN_LAYOUT if config.model == 'cyclegan'
               else groups.EXPECTED_GROUP_LAYOUT)
     _require(bool(data.root) and os.path.isdir(data.root), config, 'data.root',
              f'is not an existing directory; set it to a folder laid out as {layout}')
-  else:
+  elif data.source == 'folder':
     for key in ('train_dir', 'test_dir'):
       _require(bool(data[key]) and os.path.isdir(data[key]), config, f'data.{key}',
                f'is not an existing directory; set it to a folder laid out as '
                f'{folders.EXPECTED_FOLDER_LAYOUT}')
+  else:
+    _check_labelled_source(config)
   if config.model in MODEL_GROUPS:
     _require(data.groups == MODEL_GROUPS[config.model], config, 'data.groups',
              f"must be {MODEL_GROUPS[config.model]!r} for model {config.model!r}")
     return  # the groups' names come from the layout
-  # A folder source with num_classes 0 takes the folder's classes (input_pipeline.pipeline).
-  if class_names is not None and not (data.source == 'folder' and data.num_classes == 0):
+  # A file source with num_classes 0 takes the data's classes (input_pipeline.pipeline).
+  if class_names is not None and not (data.source != 'synthetic' and data.num_classes == 0):
     _require(data.num_classes == len(class_names), config, 'data.num_classes',
              f'but the data set has {len(class_names)} classes {list(class_names)}; set '
              f'--config.data.num_classes={len(class_names)}')

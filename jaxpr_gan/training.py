@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from input_pipeline import pipeline
+from input_pipeline import sources
 from input_pipeline import synthetic
 from jaxpr_gan import checkpointing
 from jaxpr_gan import config_validation
@@ -265,6 +266,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
   test_source = pipeline.make_source(config.data, 'test')
   class_names = list(train_source.class_names)
   config_validation.validate(config, mesh.devices.size, class_names)  # before compiling
+  for split, source in (('train', train_source), ('test', test_source)):
+    skipped_list = os.path.join(workdir, f'data_problems_{split}.txt')
+    if is_chief and sources.write_problems(source, skipped_list):  # data.on_error = 'skip'
+      logging.warning('%d %s items were left out; see %s.', len(source.problems), split,
+                      skipped_list)
   objective = objectives.build(config, len(class_names))
 
   dataset = pipeline.create_train_dataset(config, train_source,

@@ -140,7 +140,7 @@ def test_plain_residual_blocks_accept_a_small_bottleneck():
 def test_unknown_data_source_lists_the_known():
   config = _tiny()
   config.data.source = 'imagenet'
-  _fails(config, 'data.source', 'imagenet', "('synthetic', 'folder')")
+  _fails(config, 'data.source', 'imagenet', "('synthetic', 'folder', 'csv', 'attributes', 'filename', 'tfds', 'array_record')")
 
 
 @pytest.mark.parametrize('key', ['train_dir', 'test_dir'])
