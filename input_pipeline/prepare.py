@@ -92,7 +92,7 @@ def prepare(config, out: str, splits=('train', 'test'), shard_size: int = 2000,
   results = dict(finished)
   with tqdm.tqdm(total=total, unit='img', desc=f'prepare -> {out}') as bar:
     if workers > 1 and len(tasks) > 1:
-      with multiprocessing.get_context('fork').Pool(workers) as pool:
+      with multiprocessing.get_context('spawn').Pool(workers) as pool:
         for prefix, summary in zip([t[0] for t in tasks],
                                    pool.imap(_write_shard, [t[1] for t in tasks])):
           results.setdefault(prefix, []).append(summary)

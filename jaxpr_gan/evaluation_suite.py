@@ -224,6 +224,10 @@ def judge_metrics(config: ml_collections.ConfigDict, sets, class_names) -> dict:
   if list(judge.class_names) != list(class_names):
     raise ValueError(f'the judge in {judge_dir} knows classes {judge.class_names} but this run '
                      f'has {list(class_names)}; train a judge on this run\'s data.')
+  if judge.meta['image_size'] != config.data.image_size:
+    raise ValueError(f'the judge in {judge_dir} was trained on {judge.meta["image_size"]} px '
+                     f'images, this run has {config.data.image_size} px; train a judge on this '
+                     "run's data.")
   report = {'judge_dir': os.path.abspath(judge_dir),
             'judge_test_accuracy': judge.meta['test_accuracy']}
   for gen in sets:

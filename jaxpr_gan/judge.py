@@ -156,7 +156,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, steps: int = 1500,
       sums, count = np.zeros(2), 0
   from jaxpr_gan import evaluation_suite  # pylint: disable=g-import-not-at-top
   images, labels = evaluation_suite.decode(labelled_source(config.data, 'test'), 10 ** 9, size)
-  loaded = Loaded(params, {'class_names': class_names, 'width': width})
+  loaded = Loaded(params, {'class_names': class_names, 'width': width, 'image_size': size})
   accuracy = float(np.mean(loaded.predict(images) == labels))
   meta = {'class_names': class_names, 'width': width, 'image_size': size, 'steps': steps,
           'batch_size': batch_size, 'test_accuracy': accuracy, 'num_test_images': len(images),

@@ -135,6 +135,9 @@ def test_judge_trains_above_95_percent_and_scores_generated_faces(tmp_path):
   assert set(report['truth']['per_target']) == set(loaded.class_names)
   with pytest.raises(ValueError, match='knows classes'):
     evaluation_suite.judge_metrics(config, [], ['a', 'b'])
+  config.data.image_size = 32
+  with pytest.raises(ValueError, match='trained on 16 px'):
+    evaluation_suite.judge_metrics(config, [], list(loaded.class_names))
   with pytest.raises(FileNotFoundError, match='python -m jaxpr_gan.judge'):
     judge.load(str(tmp_path / 'none'))
 

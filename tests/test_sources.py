@@ -164,7 +164,7 @@ def test_rafd_file_names(tmp_path):
     sources.read_filenames(str(root), 'rafd', (), 'camera=090', sources.Problems('stop'))
 
 
-def test_tfds_data_source_without_tensorflow_at_read_time(tmp_path):
+def test_tfds_data_source(tmp_path):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   tfds = pytest.importorskip('tensorflow_datasets')
 
