@@ -31,6 +31,7 @@ import optax
 
 from input_pipeline import groups
 from input_pipeline import pipeline
+from jaxpr_gan import arrays
 
 PARAMS_FILE, META_FILE = 'judge.msgpack', 'judge.json'
 
@@ -98,9 +99,8 @@ class Loaded:
     self._params = params
 
   def predict(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    from jaxpr_gan import evaluation_suite  # pylint: disable=g-import-not-at-top
-    logits = evaluation_suite.in_batches(lambda x: self._logits(self._params, x), [images],
-                                         batch_size)[0]
+    logits = arrays.in_batches(lambda x: self._logits(self._params, x), [images],
+                               batch_size)[0]
     return np.argmax(logits, axis=-1)
 
 
@@ -121,7 +121,7 @@ def load(judge_dir: str) -> Loaded:
   return Loaded(params, meta)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, steps: int = 1500,
+def train(config: ml_collections.ConfigDict, workdir: str, steps: int = 800,
           batch_size: int = 64, width: int = 16, learning_rate: float = 1e-3) -> dict:
   """Trains the judge on `config.data`'s training split; writes it to `workdir`; -> its meta."""
   source = labelled_source(config.data, 'train')
@@ -154,8 +154,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, steps: int = 1500,
       logging.info('judge step %d/%d: loss %.4f, train accuracy %.3f (%.0f s)', i + 1, steps,
                    sums[0] / count, sums[1] / count, time.time() - start)
       sums, count = np.zeros(2), 0
-  from jaxpr_gan import evaluation_suite  # pylint: disable=g-import-not-at-top
-  images, labels = evaluation_suite.decode(labelled_source(config.data, 'test'), 10 ** 9, size)
+  images, labels = arrays.decode(labelled_source(config.data, 'test'), 10 ** 9, size)
   loaded = Loaded(params, {'class_names': class_names, 'width': width, 'image_size': size})
   accuracy = float(np.mean(loaded.predict(images) == labels))
   meta = {'class_names': class_names, 'width': width, 'image_size': size, 'steps': steps,
@@ -182,7 +181,7 @@ def main(argv):
 if __name__ == '__main__':
   _CONFIG = config_flags.DEFINE_config_file('config', None, 'The run\'s config (its data).')
   _WORKDIR = flags.DEFINE_string('workdir', None, 'Where to write the judge.')
-  _STEPS = flags.DEFINE_integer('steps', 1500, 'Training steps.')
+  _STEPS = flags.DEFINE_integer('steps', 800, 'Training steps.')
   _BATCH = flags.DEFINE_integer('batch_size', 64, 'Batch size.')
   _WIDTH = flags.DEFINE_integer('width', 16, 'Width of the first stage (ResNet-18: 64).')
   flags.mark_flags_as_required(['config', 'workdir'])
