@@ -179,7 +179,7 @@ def _define_flags():
   flags.DEFINE_string('reference', None, '2CET-GAN: the face whose expression to transfer.')
   flags.DEFINE_list('box', None, 'Face box left,top,right,bottom in pixels of the upright '
                     'photo (default: the centre square).')
-  flags.DEFINE_bool('mask', False, 'Also write the attention masks (SARGAN, MMA-GAN).')
+  flags.DEFINE_bool('mask', False, 'Also write the attention masks (SARGAN, MMA-GAN, DCAM-GAN).')
   flags.DEFINE_integer('batch_size', 8, 'Images per call.')
   flags.mark_flags_as_required(['model', 'input'])
 
