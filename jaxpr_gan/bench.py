@@ -129,8 +129,10 @@ def _batch(objective, config) -> dict:
 
 
 def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10,
-        warmup: int = 2) -> dict:
-  """Measures the config's steps (see the module docstring); -> the figures."""
+        warmup: int = 2, trace_dir: str = '') -> dict:
+  """Measures the config's steps (see the module docstring); -> the figures. With `trace_dir`,
+  the timed calls also go into a jax.profiler trace there (TensorBoard's profile plugin or
+  Perfetto read it)."""
   mesh = training.make_mesh()
   objective = objectives.build(config, num_classes)
   abstract = jax.eval_shape(functools.partial(training.init_state, objective, config))
@@ -153,11 +155,16 @@ def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10
     figures[f'{name}_flops'] = count_flops(live_jaxpr(jax.make_jaxpr(step)(state, batch, rng)))
     times = []
     for i in range(warmup + steps):
+      if trace_dir and i == warmup:
+        jax.profiler.start_trace(os.path.join(trace_dir, f'{name}_step'))
       start = time.perf_counter()
-      state, metrics = compiled(state, batch, rng)
-      jax.block_until_ready((state, metrics))
+      with jax.profiler.StepTraceAnnotation(f'{name}_step', step_num=i):
+        state, metrics = compiled(state, batch, rng)
+        jax.block_until_ready((state, metrics))
       if i >= warmup:
         times.append(time.perf_counter() - start)
+    if trace_dir:
+      jax.profiler.stop_trace()
     figures[f'{name}_step_s'] = statistics.median(times)
   iteration = figures['d_step_s'] + figures['g_step_s'] / config.n_critic
   figures['images_per_s'] = config.batch_size / iteration
@@ -272,7 +279,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
   config = f.config
-  figures = run(config, f.num_classes, f.steps, f.warmup)
+  figures = run(config, f.num_classes, f.steps, f.warmup, f.trace_dir)
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   name = config_flags.get_config_filename(f['config']).replace(os.getcwd() + '/', '')
   line = row(f.name or name, config, figures)
@@ -294,6 +301,8 @@ if __name__ == '__main__':
   _flags.DEFINE_integer('num_classes', 5, 'Classes of the conditional models.')
   _flags.DEFINE_string('name', None, 'Name of the row (default: the config argument).')
   _flags.DEFINE_string('out', 'docs/benchmarks.md', 'Markdown file to append to ("" to skip).')
+  _flags.DEFINE_string('trace_dir', '', 'Also write a jax.profiler trace of the timed steps '
+                       'here (one per step kind).')
   _flags.DEFINE_bool('pipeline', False, 'Also measure the input pipeline (synthetic faces and a '
                      'JPEG folder written to a temporary directory) and its headroom.')
   _flags.mark_flags_as_required(['config'])

@@ -2,6 +2,7 @@
 import functools
 import importlib
 import logging
+import os
 
 import jax
 import jax.numpy as jnp
@@ -35,8 +36,11 @@ def test_flop_count_of_convolutions_and_matrix_products_by_hand():
 
 def test_benchmark_figures_of_a_tiny_config(tmp_path):
   config = stargan_config.get_config('tiny')
-  f = bench.run(config, steps=2, warmup=1)
+  f = bench.run(config, steps=2, warmup=1, trace_dir=str(tmp_path / 'trace'))
   assert f['d_step_s'] > 0 and f['g_step_s'] > 0 and f['d_compile_s'] > 0
+  for kind in ('d_step', 'g_step'):  # a profiler trace of each step's timed calls
+    traces = [n for _, _, files in os.walk(tmp_path / 'trace' / kind) for n in files]
+    assert any(n.endswith('.xplane.pb') for n in traces), traces
   iteration = f['d_step_s'] + f['g_step_s'] / config.n_critic
   assert f['images_per_s'] == pytest.approx(config.batch_size / iteration)
   # Our count and XLA's differ by the taps over zero padding (XLA leaves them out) and the
