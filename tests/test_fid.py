@@ -1,4 +1,7 @@
-"""FID Inception against pytorch-fid's architecture; FID, KID and IS against independent sums."""
+"""FID Inception against pytorch-fid's architecture; FID, KID and IS against independent sums
+and against the reference libraries' functions (pytorch-fid, clean-fid)."""
+import sys
+import types
 import warnings
 
 import numpy as np
@@ -112,6 +115,51 @@ def test_frechet_distance_edge_cases():
     distribution.frechet_distance([0, 0], np.diag([1.0, -1.0]), [0, 0], np.eye(2))
   with pytest.raises(ValueError, match='different sizes'):
     distribution.frechet_distance([0, 0], np.eye(2), [0], np.eye(1))
+
+
+def _reference_libraries(monkeypatch):
+  """pytorch-fid's fid_score and clean-fid's fid modules. Both import torchvision, which does
+  not import beside our CPU torch; the functions compared use numpy and scipy only, so a
+  placeholder torchvision (with the Inception block classes they subclass) stands in."""
+  import torch  # pylint: disable=g-import-not-at-top
+  try:
+    import torchvision  # pylint: disable=g-import-not-at-top,unused-import
+  except Exception:  # pylint: disable=broad-except
+    for name in ('torchvision', 'torchvision.models', 'torchvision.models.inception',
+                 'torchvision.transforms'):
+      monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    tv = sys.modules['torchvision']
+    tv.__version__ = '0.0'
+    tv.models = sys.modules['torchvision.models']
+    tv.transforms = sys.modules['torchvision.transforms']
+    tv.models.inception = sys.modules['torchvision.models.inception']
+    for block in ('InceptionA', 'InceptionC', 'InceptionE'):
+      setattr(sys.modules['torchvision.models.inception'], block, torch.nn.Module)
+  from cleanfid import fid as clean_fid  # pylint: disable=g-import-not-at-top
+  from pytorch_fid import fid_score  # pylint: disable=g-import-not-at-top
+  return fid_score, clean_fid
+
+
+def test_fid_and_kid_equal_the_reference_libraries(monkeypatch):
+  fid_score, clean_fid = _reference_libraries(monkeypatch)
+  rng = np.random.default_rng(4)
+  a = rng.normal(size=(300, 64))
+  b = rng.normal(size=(240, 64)) @ rng.normal(size=(64, 64)) * 0.3 + 0.2
+  mu1, s1 = distribution.statistics(a)
+  mu2, s2 = distribution.statistics(b)
+  # pytorch-fid's statistics: the mean and np.cov over samples.
+  np.testing.assert_allclose(s1, np.cov(a, rowvar=False), rtol=1e-12)
+  ours = distribution.frechet_distance(mu1, s1, mu2, s2)
+  assert ours > 1.0
+  np.testing.assert_allclose(ours, fid_score.calculate_frechet_distance(mu1, s1, mu2, s2),
+                             rtol=1e-6)
+  np.testing.assert_allclose(ours, clean_fid.frechet_distance(mu1, s1, mu2, s2), rtol=1e-6)
+  # KID: one subset of every vector takes the sampling out; what is left is the estimator.
+  x, y = a[:200], b[:200]
+  kid, _ = distribution.kernel_inception_distance(x, y, num_subsets=1, max_subset_size=200)
+  assert kid > 0.01
+  np.testing.assert_allclose(
+      kid, clean_fid.kernel_distance(x, y, num_subsets=1, max_subset_size=200), rtol=1e-6)
 
 
 def _mmd_by_loops(x, y):
