@@ -23,6 +23,7 @@ import numpy as np
 
 from input_pipeline import groups
 from input_pipeline import pipeline
+from jaxpr_gan import files
 from jaxpr_gan import inference
 from jaxpr_gan.arrays import decode
 from jaxpr_gan.arrays import in_batches
@@ -42,14 +43,6 @@ MISSING_LPIPS = (
     "LPIPS skipped: set --config.eval.lpips_backbone to torchvision's vgg16 .pth and "
     "--config.eval.lpips_linear to the lpips package's weights/v0.1/vgg.pth.")
 PREPROCESSING = 'pytorch-fid: uint8 RGB / 255, bilinear 299x299 (align_corners=False), 2x-1'
-
-
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''):
-      digest.update(chunk)
-  return digest.hexdigest()
 
 
 @dataclasses.dataclass
@@ -154,7 +147,7 @@ def distribution_metrics(config: ml_collections.ConfigDict, sets) -> dict:
     logging.warning(note)
     return {'skipped': note}
   params = inception.load_weights(weights)
-  sha = _sha256(weights)
+  sha = files.sha256(weights)
   features = inception.features_fn()
   extract = lambda images: in_batches(lambda b: features(params, b), [images],
                                       config.eval.batch_size)
@@ -215,20 +208,20 @@ def judge_metrics(config: ml_collections.ConfigDict, sets, class_names) -> dict:
 
 def lpips_metrics(config: ml_collections.ConfigDict, sets) -> dict:
   """Mean LPIPS between each generated image and its input: how far the edit moves it."""
-  files = (config.eval.lpips_backbone, config.eval.lpips_linear)
-  if not all(files):
+  paths = (config.eval.lpips_backbone, config.eval.lpips_linear)
+  if not all(paths):
     logging.warning(MISSING_LPIPS)
     return {'skipped': MISSING_LPIPS}
-  missing = [f for f in files if not os.path.isfile(f)]
+  missing = [f for f in paths if not os.path.isfile(f)]
   if missing:
     note = f'LPIPS skipped: {missing[0]!r} does not exist.'
     logging.warning(note)
     return {'skipped': note}
-  params = lpips.load(*files)
+  params = lpips.load(*paths)
   fn = lambda a, b: lpips.distance_jit(params, a.astype(np.float32) / 127.5 - 1,
                                        b.astype(np.float32) / 127.5 - 1)
-  report = {'lpips_backbone': os.path.abspath(files[0]),
-            'lpips_linear': os.path.abspath(files[1])}
+  report = {'lpips_backbone': os.path.abspath(paths[0]),
+            'lpips_linear': os.path.abspath(paths[1])}
   for gen in sets:
     values = in_batches(fn, [gen.inputs, gen.images], config.eval.batch_size)[0]
     report[gen.name] = {'lpips_to_input': float(np.mean(values))}

@@ -10,7 +10,6 @@ program), they are replicated like the rest, and checkpoints carry them, so a re
 one moved to another machine, keeps the network it started with.
 """
 import dataclasses
-import hashlib
 import os
 from typing import Any
 
@@ -19,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpr_gan import files
 from jaxpr_gan import losses
 from jaxpr_gan.models import vgg
 from jaxpr_gan.objectives.conditional import ConditionalGAN
@@ -32,14 +32,6 @@ WEIGHTS_KEY = 'config.loss.vgg19_weights'
 
 class MissingWeightsError(FileNotFoundError):
   """The contextual loss needs VGG19 weights that were not given."""
-
-
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''):
-      digest.update(chunk)
-  return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +79,7 @@ class ContextualGAN(ConditionalGAN):
     loaded = {name: {k: jax.device_put(np.asarray(v), current[name][k].sharding)
                      for k, v in params[name].items()} for name in current}
     record.update(weights=os.path.abspath(self.weights_path),
-                  sha256=_sha256(self.weights_path), preprocessing=kind)
+                  sha256=files.sha256(self.weights_path), preprocessing=kind)
     return dict(aux, features=loaded), {'contextual_loss': record}
 
   def g_inputs(self, aux, batch: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
