@@ -4,6 +4,7 @@ import re
 import pytest
 
 from configs import cyclegan as cyclegan_config
+from configs import dcam as dcam_config
 from configs import mmagan as mmagan_config
 from configs import sargan as sargan_config
 from configs import stargan as stargan_config
@@ -14,7 +15,7 @@ from jaxpr_gan import training
 from jaxpr_gan.config_validation import ConfigError
 
 MODULES = {'stargan': stargan_config, 'sargan': sargan_config, 'mmagan': mmagan_config,
-           'cyclegan': cyclegan_config, 'twocet': twocet_config}
+           'cyclegan': cyclegan_config, 'twocet': twocet_config, 'dcam': dcam_config}
 
 
 def _tiny(model: str = 'stargan'):
