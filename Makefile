@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= workdirs/stargan_quick
+# glibc 2.35+: malloc asks for transparent huge pages, sparing XLA:CPU millions of page faults
+# per large step (docs/benchmarks.md); older glibc and kernels without THP ignore it.
+export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)

@@ -152,7 +152,7 @@ def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10
     # XLA counts the program of one device; every device of the mesh runs it.
     per_device = float(cost.get('flops', float('nan'))) if cost else float('nan')
     figures[f'{name}_flops_xla'] = per_device * mesh.devices.size
-    figures[f'{name}_flops'] = count_flops(live_jaxpr(jax.make_jaxpr(step)(state, batch, rng)))
+    figures[f'{name}_flops'] = count_flops(live_jaxpr(step.trace(state, batch, rng).jaxpr))
     times = []
     for i in range(warmup + steps):
       if trace_dir and i == warmup:

@@ -14,62 +14,92 @@ Dtype = Any
 
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
+Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
-def _conv(x, kernel, stride: int, padding: int):
-  pad = ((padding, padding), (padding, padding))
-  return lax.conv_general_dilated(x, kernel, (stride, stride), pad, dimension_numbers=_NHWC)
+def _pads(padding) -> Pads:
+  """An int (PyTorch's symmetric padding) or ((top, bottom), (left, right))."""
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
-def _kernel_grad_by_taps(x, g, k: int, stride: int, padding: int):
-  """d(conv)/d(kernel) as one (in x N) @ (N x out) product per kernel tap."""
-  xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-  ho, wo = g.shape[1:3]
-  gm = g.reshape(-1, g.shape[-1])
-  taps = [[lax.slice(xp, (0, ky, kx, 0), (xp.shape[0], ky + (ho - 1) * stride + 1,
+def _conv(x, kernel, stride: int, padding):
+  return lax.conv_general_dilated(x, kernel, (stride, stride), _pads(padding),
+                                  dimension_numbers=_NHWC)
+
+
+def _windows(x, size: tuple[int, int], stride: int, pads: Pads, out_hw):
+  """For every kernel tap (ky, kx): the input it meets at each output position, (B, Ho, Wo, C)."""
+  xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+  ho, wo = out_hw
+  return [[lax.slice(xp, (0, ky, kx, 0), (xp.shape[0], ky + (ho - 1) * stride + 1,
                                           kx + (wo - 1) * stride + 1, xp.shape[3]),
-                     (1, stride, stride, 1)).reshape(-1, x.shape[-1]).T @ gm
-           for kx in range(k)] for ky in range(k)]
-  return jnp.stack([jnp.stack(row) for row in taps])
+                     (1, stride, stride, 1)) for kx in range(size[1])] for ky in range(size[0])]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding: int) -> jnp.ndarray:
-  """A convolution (NHWC, HWIO, square maps) with gradients that XLA:CPU runs fast.
+def _kernel_grad_by_taps(x, g, size: tuple[int, int], stride: int, pads: Pads):
+  """d(conv)/d(kernel) as one (in x N) @ (N x out) product per kernel tap."""
+  gm = g.reshape(-1, g.shape[-1])
+  taps = _windows(x, size, stride, pads, g.shape[1:3])
+  return jnp.stack([jnp.stack([t.reshape(-1, x.shape[-1]).T @ gm for t in row]) for row in taps])
+
+
+def _kernel_grad_by_output_taps(x, g, size: tuple[int, int], pads: Pads):
+  """The same for a stride-1 convolution with few outputs: the taps slide over the output
+  gradient instead, one ((kh*kw*out) x N) @ (N x in) product, so the copies are of the narrow
+  side."""
+  flipped = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(size, pads))
+  taps = _windows(g, size, 1, flipped, x.shape[1:3])
+  cols = jnp.concatenate([t for row in taps for t in row], axis=-1)
+  dk = cols.reshape(-1, cols.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+  return jnp.flip(dk.reshape(*size, g.shape[-1], x.shape[-1]), (0, 1)).swapaxes(2, 3)
+
+
+def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding) -> jnp.ndarray:
+  """A convolution (NHWC, HWIO; padding an int or ((top, bottom), (left, right))) with
+  gradients that XLA:CPU runs fast.
 
   XLA derives the input gradient of a strided convolution as a convolution over the output
   gradient dilated with zeros, and the kernel gradient as a convolution that contracts the
   batch; XLA:CPU runs the first up to 20 times slower than needed (5 s against 0.26 s for the
-  last layer of StarGAN's discriminator at 128 px) and the second 2 to 3 times for stride-1
-  convolutions. Here the input gradient of a strided convolution is the sub-pixel
-  `transposed_conv`, and the kernel gradient of a stride-1 one with 32 output channels or more
-  (where it was measured to pay) one matrix product per kernel tap. The same sums; the backward
-  pass is itself differentiable (the gradient penalty's second order).
+  last layer of StarGAN's discriminator at 128 px) and the second 2 to 5 times. Here the input
+  gradient of a strided convolution is `transposed_conv` (no dilation), and the kernel gradient
+  one matrix product per kernel tap (docs/benchmarks.md). The same sums; the backward pass is
+  itself differentiable (the gradient penalty's second order).
   """
-  return _conv(x, kernel, stride, padding)
+  return _conv2d(x, kernel, stride, _pads(padding))
 
 
-def _conv2d_fwd(x, kernel, stride, padding):
-  return _conv(x, kernel, stride, padding), (x, kernel)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv2d(x, kernel, stride: int, pads: Pads):
+  return _conv(x, kernel, stride, pads)
 
 
-def _conv2d_bwd(stride, padding, residuals, g):
+def _conv2d_fwd(x, kernel, stride, pads):
+  return _conv(x, kernel, stride, pads), (x, kernel)
+
+
+def _conv2d_bwd(stride, pads, residuals, g):
   x, kernel = residuals
-  k, size = kernel.shape[0], x.shape[1]
+  size = kernel.shape[:2]
   if stride > 1:
-    before = k - 1 - padding
-    after = size + k - 2 - (g.shape[1] - 1) * stride - before  # rows no window reached: 0
-    dx = transposed_conv(g.astype(kernel.dtype), kernel, stride, (before, after))
+    # Rows of x that no window reached get 0 from the `after` padding.
+    before = [k - 1 - lo for k, (lo, _) in zip(size, pads)]
+    after = [n + k - 2 - (m - 1) * stride - b
+             for n, m, k, b in zip(x.shape[1:3], g.shape[1:3], size, before)]
+    dx = transposed_conv(g.astype(kernel.dtype), kernel, stride, tuple(zip(before, after)))
   else:
-    dx = jax.vjp(lambda x: _conv(x, kernel, stride, padding), x)[1](g)[0]
-  if stride == 1 and kernel.shape[-1] >= 32:
-    dk = _kernel_grad_by_taps(x, g.astype(x.dtype), k, stride, padding).astype(kernel.dtype)
+    dx = jax.vjp(lambda x: _conv(x, kernel, stride, pads), x)[1](g)[0]
+  g = g.astype(x.dtype)
+  if stride == 1 and kernel.shape[-1] < 8:
+    dk = _kernel_grad_by_output_taps(x, g, size, pads)
   else:
-    dk = jax.vjp(lambda w: _conv(x, w, stride, padding), kernel)[1](g)[0]
-  return dx.astype(x.dtype), dk
+    dk = _kernel_grad_by_taps(x, g, size, stride, pads)
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
-conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+_conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
 class Conv(nn.Module):
@@ -88,10 +118,7 @@ class Conv(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features), jnp.float32)
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    if x.shape[1] == x.shape[2]:
-      y = conv2d(x, kernel, self.stride, self.padding)
-    else:
-      y = _conv(x, kernel, self.stride, self.padding)
+    y = conv2d(x, kernel, self.stride, self.padding)
     if self.use_bias:
       bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
       y = y + bias.astype(self.dtype)
@@ -104,23 +131,28 @@ def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias
   return Conv(features, kernel, stride, padding, use_bias=use_bias, dtype=dtype, name=name)
 
 
-def transposed_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
-                    padding: tuple[int, int]) -> jnp.ndarray:
-  """`lax.conv_transpose(x, kernel, (s, s), (padding, padding), transpose_kernel=True)`, NHWC.
+def transposed_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding) -> jnp.ndarray:
+  """`lax.conv_transpose(x, kernel, (s, s), padding, transpose_kernel=True)`, NHWC; padding
+  (before, after) of the dilated input, or one such pair per axis.
 
-  Computed as stride**2 ordinary convolutions on x, one per output phase (sub-pixel), whose
-  outputs are interleaved, rather than as one convolution over x dilated with zeros: the same
-  sums (equal to float rounding), but XLA:CPU runs the dilated form's gradients about 5 to 15
-  times slower at StarGAN's sizes (docs/benchmarks.md). Falls back to the dilated form when
-  the output size is not a multiple of the stride.
+  Not one convolution over x dilated with zeros (XLA:CPU runs that form's gradients 5 to 15
+  times slower at StarGAN's sizes, docs/benchmarks.md) but the same sums (equal to float
+  rounding) in one of two forms: on maps of 8 x 8 or fewer positions one matrix product of
+  every input position with the whole kernel, overlap-added (`_overlap_add_conv_transpose`);
+  on larger maps stride**2 ordinary convolutions on x, one per output phase (sub-pixel), whose
+  outputs are interleaved. Falls back to the dilated form when the output size is not a
+  multiple of the stride.
   """
-  k, (lo, hi) = kernel.shape[0], padding
-  height, width = x.shape[1:3]
-  sizes = [(n - 1) * stride + 1 + lo + hi - k + 1 for n in (height, width)]
-  dn = ('NHWC', 'HWIO', 'NHWC')
+  pads = ((padding, padding) if isinstance(padding[0], int)
+          else tuple(tuple(p) for p in padding))
+  sizes = [(n - 1) * stride + 1 + lo + hi - k + 1
+           for n, (lo, hi), k in zip(x.shape[1:3], pads, kernel.shape[:2])]
   if stride == 1 or any(n % stride for n in sizes):
-    return lax.conv_transpose(x, kernel, (stride, stride), ((lo, hi), (lo, hi)),
-                              dimension_numbers=dn, transpose_kernel=True)
+    return lax.conv_transpose(x, kernel, (stride, stride), pads, dimension_numbers=_NHWC,
+                              transpose_kernel=True)
+  if (x.shape[1] * x.shape[2] <= 64 and kernel.shape[0] == kernel.shape[1]
+      and kernel.shape[0] % stride == 0):
+    return _overlap_add_conv_transpose(x, kernel, stride, pads, sizes)
   # Over the dilated input the conv kernel is the flipped one, in and out channels swapped;
   # output phase p meets data only at the taps t = t0, t0 + s, ... with t0 = (lo - p) mod s.
   flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
@@ -128,18 +160,44 @@ def transposed_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int,
   for py in range(stride):
     cols = []
     for px in range(stride):
-      taps, pads = [], []
-      for phase, size, total in ((py, height, sizes[0]), (px, width, sizes[1])):
+      taps, sub_pads = [], []
+      for phase, size, total, (lo, _), k in zip((py, px), x.shape[1:3], sizes, pads,
+                                                kernel.shape[:2]):
         t0 = (lo - phase) % stride
         before = (lo - phase - t0) // stride  # zero rows of x read before its first row
         length = len(range(t0, k, stride))
         taps.append(t0)
-        pads.append((before, total // stride - size - before + length - 1))
+        sub_pads.append((before, total // stride - size - before + length - 1))
       sub = flipped[taps[0]::stride, taps[1]::stride]
-      cols.append(lax.conv_general_dilated(x, sub, (1, 1), pads, dimension_numbers=dn))
+      cols.append(conv2d(x, sub, 1, tuple(sub_pads)))
     rows.append(jnp.stack(cols, axis=3))  # (B, n_h, n_w, phase_x, C)
   out = jnp.stack(rows, axis=2)  # (B, n_h, phase_y, n_w, phase_x, C)
   return out.reshape(out.shape[0], sizes[0], sizes[1], out.shape[-1])
+
+
+def _overlap_add_conv_transpose(x, kernel, stride: int, pads, sizes):
+  """`transposed_conv` as x @ kernel, (B*H*W, in) @ (in, k*k*out), whose k*k blocks are added
+  into the output at their offsets. Its gradients are matrix products too, and the kernel's
+  comes out in the kernel's layout (no transposes to fuse into the optimiser's reads). k must
+  be a multiple of the stride."""
+  b, h, w, _ = x.shape
+  k, out = kernel.shape[0], kernel.shape[2]
+  q = k // stride  # kernel rows per output phase
+  cols = lax.dot_general(x.reshape(b * h * w, -1), kernel.reshape(k * k * out, -1),
+                         (((1,), (1,)), ((), ())))
+  cols = cols.reshape(b, h, w, q, stride, q, stride, out)  # tap (ky, kx) = (qy s + ry, qx s + rx)
+  canvas = 0.0
+  for qy in range(q):
+    for qx in range(q):
+      block = cols[:, :, :, qy, :, qx].transpose(0, 1, 3, 2, 4, 5)  # (B, H, ry, W, rx, out)
+      canvas = canvas + jnp.pad(block, ((0, 0), (qy, q - 1 - qy), (0, 0), (qx, q - 1 - qx),
+                                        (0, 0), (0, 0)))
+  canvas = canvas.reshape(b, (h + q - 1) * stride, (w + q - 1) * stride, out)
+  # Output row r is canvas row r + k - 1 - before; rows past the canvas no tap reaches: 0.
+  starts = [k - 1 - lo for lo, _ in pads]
+  canvas = jnp.pad(canvas, ((0, 0), *[(0, max(0, st + n - c)) for st, n, c in
+                                      zip(starts, sizes, canvas.shape[1:3])], (0, 0)))
+  return canvas[:, starts[0]:starts[0] + sizes[0], starts[1]:starts[1] + sizes[1]]
 
 
 class ConvTranspose(nn.Module):

@@ -22,7 +22,8 @@ def _penalty(conv, x, w):
   return jnp.sum(g ** 2)
 
 
-@pytest.mark.parametrize('k,s,p,size,out', [(4, 2, 1, 16, 4), (4, 2, 1, 9, 32), (3, 2, 1, 8, 4),
+@pytest.mark.parametrize('k,s,p,size,out', [(4, 2, 1, 16, 4), (4, 2, 1, 9, 32), (4, 2, 1, 20, 4),
+                                            (3, 2, 1, 8, 4),
                                             (3, 2, 1, 7, 32), (4, 4, 0, 12, 4), (7, 2, 3, 10, 4),
                                             (3, 1, 1, 8, 32), (7, 1, 3, 9, 4)])
 def test_conv2d_values_and_gradients_equal_xla(k, s, p, size, out):
@@ -39,7 +40,8 @@ def test_conv2d_values_and_gradients_equal_xla(k, s, p, size, out):
   np.testing.assert_allclose(second[0], second[1], rtol=1e-4, atol=1e-3 * np.abs(second[1]).max())
 
 
-@pytest.mark.parametrize('k,s,lo,hi,size', [(4, 2, 2, 2, 8), (3, 2, 1, 2, 7), (4, 2, 2, 2, 5),
+@pytest.mark.parametrize('k,s,lo,hi,size', [(4, 2, 2, 2, 8), (4, 2, 2, 2, 9), (3, 2, 1, 2, 7),
+                                            (4, 2, 2, 2, 5), (4, 2, 1, 5, 4),
                                             (3, 2, 1, 1, 6)])  # the last falls back to lax
 def test_transposed_conv_equals_lax_conv_transpose(k, s, lo, hi, size):
   rng = np.random.default_rng(size)

@@ -1,0 +1,45 @@
+"""The side-by-side harness: the official model is read from the user's clone, with a clear error
+without one; its steps run and are timed, and the table reports the time ratios."""
+import textwrap
+
+import pytest
+
+from jaxpr_gan import race
+
+
+def test_missing_clone_names_what_to_pass(tmp_path):
+  with pytest.raises(FileNotFoundError, match='yunjey/stargan'):
+    race.load_official(str(tmp_path))
+
+
+def test_official_steps_run_a_stand_in_model(tmp_path):
+  # A stand-in for the official model.py with the same constructor and outputs, tiny.
+  (tmp_path / 'model.py').write_text(textwrap.dedent('''
+      import torch, torch.nn as nn
+      class Generator(nn.Module):
+          def __init__(self, conv_dim, c_dim, repeat_num):
+              super().__init__(); self.conv = nn.Conv2d(3 + c_dim, 3, 3, padding=1)
+          def forward(self, x, c):
+              c = c[:, :, None, None].expand(-1, -1, x.size(2), x.size(3))
+              return torch.tanh(self.conv(torch.cat([x, c], 1)))
+      class Discriminator(nn.Module):
+          def __init__(self, image_size, conv_dim, c_dim, repeat_num):
+              super().__init__(); self.src = nn.Conv2d(3, 1, 3, padding=1)
+              self.cls = nn.Conv2d(3, c_dim, image_size)
+          def forward(self, x):
+              return self.src(x), self.cls(x).flatten(1)
+      '''))
+  figures = race.official_steps(str(tmp_path), batch=2, size=8, steps=1, warmup=0, threads=1)
+  assert figures['d_step_s'] > 0 and figures['g_step_s'] > 0 and figures['threads'] == 1
+
+
+def test_row_reports_pytorch_time_over_ours(tmp_path):
+  theirs = {'d_step_s': 6.0, 'g_step_s': 12.0, 'torch': '2.x', 'threads': 2}
+  ours = {'d_step_s': 3.0, 'g_step_s': 24.0}
+  row = race.row(theirs, ours)
+  # Iteration with n_critic 5: PyTorch 6 + 12 / 5 = 8.4 s, ours 3 + 24 / 5 = 7.8 s.
+  assert '| 2.00, 0.50, 1.08 |' in row and '8.40 / 7.80' in row
+  path = tmp_path / 'race.md'
+  race.append(str(path), row)
+  race.append(str(path), row)
+  assert path.read_text().count(race.HEADER) == 1 and path.read_text().count(row) == 2
