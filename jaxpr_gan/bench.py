@@ -261,14 +261,15 @@ def row(name: str, config: ml_collections.ConfigDict, f: dict) -> str:
           f'{machine()} |\n')
 
 
-def append(path: str, line: str) -> None:
-  """Appends a row to the benchmark table at the end of `path` (made with its header if new)."""
+def append(path: str, line: str, header: str = HEADER,
+           intro: str = '# Benchmarks\n\nStep times of `python -m jaxpr_gan.bench` (newest last).'
+           ) -> None:
+  """Appends a row to the table at the end of `path` (made with `intro` and `header` if new)."""
   new = not os.path.exists(path)
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   with open(path, 'a') as f:
     if new:
-      f.write('# Benchmarks\n\nStep times of `python -m jaxpr_gan.bench` (newest last).\n\n'
-              + HEADER)
+      f.write(intro + '\n\n' + header)
     f.write(line)
 
 

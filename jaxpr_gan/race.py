@@ -111,16 +111,9 @@ def row(theirs: dict, mine: dict, n_critic: int = 5) -> str:
       f'GLIBC_TUNABLES={os.environ.get("GLIBC_TUNABLES") or "unset"} |\n')
 
 
-def append(path: str, line: str) -> None:
-  """Appends a row to the table in `path` (made with its title and header if new)."""
-  new = not os.path.exists(path)
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'a') as f:
-    if new:
-      f.write('# Ours against the official PyTorch StarGAN\n\n`python -m jaxpr_gan.race '
-              '--official DIR` at 128 px, batch 16, 5 domains (newest last; what each change '
-              'gained: benchmarks.md).\n\n' + HEADER)
-    f.write(line)
+INTRO = ('# Ours against the official PyTorch StarGAN\n\n`python -m jaxpr_gan.race --official '
+         'DIR` at 128 px, batch 16, 5 domains (newest last; what each change gained: '
+         'benchmarks.md).')
 
 
 def main(argv):
@@ -136,7 +129,7 @@ def main(argv):
   line = row(theirs, mine)
   print(HEADER + line, end='')
   if f.out:
-    append(f.out, line)
+    bench.append(f.out, line, HEADER, INTRO)
     print(f'appended to {f.out}')
 
 
