@@ -143,8 +143,7 @@ def transposed_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding) -
   outputs are interleaved. Falls back to the dilated form when the output size is not a
   multiple of the stride.
   """
-  pads = ((padding, padding) if isinstance(padding[0], int)
-          else tuple(tuple(p) for p in padding))
+  pads = _pads((padding, padding) if isinstance(padding[0], int) else padding)
   sizes = [(n - 1) * stride + 1 + lo + hi - k + 1
            for n, (lo, hi), k in zip(x.shape[1:3], pads, kernel.shape[:2])]
   if stride == 1 or any(n % stride for n in sizes):
