@@ -7,6 +7,7 @@
 trains `config(DATA)` in RUN (shared by every process) and writes to RESULT.json what this process
 saw: the metrics written at every step and the source index and label of every example it read.
 `record_run` does the same in the calling process, for the single-process references.
+tests/test_multihost.py starts it with `conftest.subprocess_env`'s settings.
 """
 import argparse
 import contextlib
@@ -109,16 +110,6 @@ def record_run(cfg, workdir: str, mesh=None) -> dict:
           'batches': batches}
 
 
-def setup_jax() -> None:
-  """The settings of tests/conftest.py, but for the devices XLA_FLAGS gives this process."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  jax.config.update('jax_disable_most_optimizations', True)
-  jax.config.update('jax_compilation_cache_dir', os.path.join(REPO, '.jax_cache'))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
-  flags.FLAGS.mark_as_parsed()  # grain reads absl flags
-
-
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   ap.add_argument('--process_id', type=int, required=True)
@@ -129,7 +120,8 @@ def main() -> None:
   ap.add_argument('--out', required=True)
   args = ap.parse_args()
   sys.path.insert(0, REPO)
-  setup_jax()
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.FLAGS.mark_as_parsed()  # grain reads absl flags
   from jaxpr_gan import checkpointing  # pylint: disable=g-import-not-at-top
   from jaxpr_gan import distributed  # pylint: disable=g-import-not-at-top
   distributed.initialize(f'localhost:{args.port}', args.num_processes, args.process_id,

@@ -1,6 +1,5 @@
 """Non-finite guard and SIGTERM preemption of the training loop."""
 import dataclasses
-import functools
 import os
 import re
 import signal
@@ -17,6 +16,7 @@ from configs import stargan as stargan_config
 from jaxpr_gan import checkpointing
 from jaxpr_gan import objectives
 from jaxpr_gan import training
+from tests import conftest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,9 +91,7 @@ def test_consecutive_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpo
 
 def test_sigterm_saves_at_the_next_step_exits_0_and_the_rerun_continues(tmp_path):
   workdir = str(tmp_path / 'run')
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='', JAX_DISABLE_MOST_OPTIMIZATIONS='1',
-             JAX_COMPILATION_CACHE_DIR=os.path.join(ROOT, '.jax_cache'),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0.5')
+  env = conftest.subprocess_env(device_count=1)
   cmd = [sys.executable, 'train.py', '--config', 'configs/stargan.py:tiny', '--workdir', workdir,
          '--config.num_train_steps=100000', '--config.checkpoint_every=100000',
          '--config.log_every=1', '--config.sample_every=100000']

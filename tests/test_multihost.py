@@ -1,7 +1,8 @@
 """Multi-process data parallelism: 2 processes x 4 CPU devices (gloo collectives, coordinator on
-localhost) train as 1 process x 8 devices and 1 process x 1 device do on the same data and seed.
+localhost) train as 1 process x 8 devices does on the same data and seed (tests/test_training.py
+checks 1 device against 8).
 
-The two processes run `python -m tests.multihost_worker` while this process runs the references;
+The two processes run `python -m tests.multihost_worker` while this process runs the reference;
 the run is 3 iterations of batch 8 on a folder of 24 faces, one epoch.
 """
 import functools
@@ -21,6 +22,7 @@ from jaxpr_gan import checkpointing
 from jaxpr_gan import evaluation
 from jaxpr_gan import objectives
 from jaxpr_gan import training
+from tests import conftest
 from tests import multihost_worker as worker
 
 NUM_PROCESSES, LOCAL_DEVICES, NUM_FACES = 2, 4, 24
@@ -33,13 +35,6 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _worker_env() -> dict[str, str]:
-  xla_flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
-               if not f.startswith('--xla_force_host_platform_device_count')]
-  xla_flags.append(f'--xla_force_host_platform_device_count={LOCAL_DEVICES}')
-  return dict(os.environ, XLA_FLAGS=' '.join(xla_flags), JAX_PLATFORMS='cpu')
-
-
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('faces'))
@@ -49,9 +44,9 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def launched(tmp_path_factory, data_dir):
-  """Starts the two processes; the references below run while they compile."""
+  """Starts the two processes; the reference below runs while they compile."""
   root = tmp_path_factory.mktemp('multihost')
-  port, env = _free_port(), _worker_env()
+  port, env = _free_port(), conftest.subprocess_env(LOCAL_DEVICES)
   procs = []
   for i in range(NUM_PROCESSES):
     with open(root / f'process_{i}.log', 'w') as log:
@@ -68,15 +63,13 @@ def launched(tmp_path_factory, data_dir):
 
 
 @pytest.fixture(scope='module')
-def references(launched, data_dir, tmp_path_factory):
+def reference(launched, data_dir, tmp_path_factory):
+  """The same run in this process, on 8 devices."""
   del launched  # started first
-  runs = {}
-  for name, devices in (('1x8', jax.devices()), ('1x1', jax.devices()[:1])):
-    workdir = str(tmp_path_factory.mktemp(name))
-    runs[name] = worker.record_run(worker.config(data_dir), workdir,
-                                   mesh=training.make_mesh(devices))
-    runs[name]['workdir'] = workdir
-  return runs
+  workdir = str(tmp_path_factory.mktemp('1x8'))
+  run = worker.record_run(worker.config(data_dir), workdir, mesh=training.make_mesh())
+  run['workdir'] = workdir
+  return run
 
 
 def _log_tails(root) -> str:
@@ -88,9 +81,9 @@ def _log_tails(root) -> str:
 
 
 @pytest.fixture(scope='module')
-def multihost(launched, references):
+def multihost(launched, reference):
   """-> (shared workdir, [what process i saw]) once both processes are done."""
-  del references  # wait for them first: both share the two CPU cores
+  del reference  # wait for it first: both share the two CPU cores
   root, procs, started = launched
   while any(p.poll() is None for p in procs):
     failed = [p for p in procs if p.poll() not in (None, 0)]
@@ -136,36 +129,35 @@ def test_each_process_drives_its_4_of_the_8_devices(multihost):
   assert [r['writers'] for r in results] == [['tensorboard'], ['log only']]
 
 
-def test_losses_agree_with_one_process_of_8_and_of_1_device(multihost, references):
+def test_losses_agree_with_one_process_of_8_devices(multihost, reference):
   _, results = multihost
-  want = references['1x8']['losses']
+  want = reference['losses']
   assert sorted(want, key=int) == ['1', '2', '3']
   assert {'D/loss', 'D/gp', 'D/cls', 'G/loss', 'G/rec'} <= set(want['3'])
   assert results[0]['losses'] == results[1]['losses']  # replicated values, fetched by each
-  for name, got in (('2x4', results[0]['losses']), ('1x1', references['1x1']['losses'])):
-    assert got.keys() == want.keys()
-    for step in want:
-      assert got[step].keys() == want[step].keys()
-      for k in want[step]:
-        np.testing.assert_allclose(got[step][k], want[step][k], rtol=1e-4, atol=1e-6,
-                                   err_msg=f'{name}, step {step}, {k}')
+  got = results[0]['losses']
+  assert got.keys() == want.keys()
+  for step in want:
+    assert got[step].keys() == want[step].keys()
+    for k in want[step]:
+      np.testing.assert_allclose(got[step][k], want[step][k], rtol=1e-4, atol=1e-6,
+                                 err_msg=f'step {step}, {k}')
 
 
-def test_final_parameters_agree(multihost, references):
+def test_final_parameters_agree(multihost, reference):
   workdir, _ = multihost
-  want = _final_params(references['1x8']['workdir'])
+  want = _final_params(reference['workdir'])
   config = worker.config('')
   lr = max(config.optim.d_lr, config.optim.g_lr)
-  for name, got in (('2x4', _final_params(workdir)),
-                    ('1x1', _final_params(references['1x1']['workdir']))):
-    assert jax.tree.structure(got) == jax.tree.structure(want)
-    diff = np.concatenate([np.abs(np.ravel(x) - np.ravel(y))
-                           for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want))])
-    # Adam moves a weight by about lr per update whatever the gradient's size, so reduction-order
-    # noise in a near-zero gradient component can send it up to 2 lr the other way per update
-    # (see test_training). A handful of weights do (about 0.05% here); the others agree to 1e-6.
-    assert diff.max() <= 2 * lr * config.num_train_steps, name
-    assert np.mean(diff > 1e-6) < 0.005, (name, np.mean(diff > 1e-6))
+  got = _final_params(workdir)
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  diff = np.concatenate([np.abs(np.ravel(x) - np.ravel(y))
+                         for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want))])
+  # Adam moves a weight by about lr per update whatever the gradient's size, so reduction-order
+  # noise in a near-zero gradient component can send it up to 2 lr the other way per update
+  # (see test_training). A handful of weights do (about 0.05% here); the others agree to 1e-6.
+  assert diff.max() <= 2 * lr * config.num_train_steps
+  assert np.mean(diff > 1e-6) < 0.005, np.mean(diff > 1e-6)
   # eval.py on one machine reads the checkpoint of the 2 processes.
   _, g_params, class_names, step = evaluation.restore_generator(config, workdir)
   assert (class_names, step) == (['happy', 'neutral', 'sad'], 3)
@@ -173,21 +165,19 @@ def test_final_parameters_agree(multihost, references):
     np.testing.assert_array_equal(x, y)
 
 
-def test_processes_read_disjoint_shards_that_cover_the_data(multihost, references):
+def test_processes_read_disjoint_shards_that_cover_the_data(multihost, reference):
   _, results = multihost
   per_process = [[b['index'] for b in r['batches']] for r in results]
   read = [{i for batch in batches for i in batch} for batches in per_process]
   assert not read[0] & read[1]
   assert sorted(i for batches in per_process for batch in batches for i in batch) == list(
       range(NUM_FACES))  # 3 batches of 8 are one epoch: every face exactly once
-  # Each process reads its half of every global batch that the single-process runs read.
-  for name in ('1x8', '1x1'):
-    ref = references[name]['batches']
-    assert len(ref) == len(per_process[0]) == 3
-    for step, batch in enumerate(ref):
-      parts = [r['batches'][step] for r in results]
-      assert batch['index'] == parts[0]['index'] + parts[1]['index'], (name, step)
-      assert batch['label'] == parts[0]['label'] + parts[1]['label'], (name, step)
+  # Each process reads its half of every global batch that the single-process run reads.
+  assert len(reference['batches']) == len(per_process[0]) == 3
+  for step, batch in enumerate(reference['batches']):
+    parts = [r['batches'][step] for r in results]
+    assert batch['index'] == parts[0]['index'] + parts[1]['index'], step
+    assert batch['label'] == parts[0]['label'] + parts[1]['label'], step
 
 
 def test_outputs_are_written_once(multihost):

@@ -31,6 +31,7 @@ from configs import stargan as stargan_config
 from jaxpr_gan import checkpointing
 from jaxpr_gan import objectives
 from jaxpr_gan import training
+from tests import conftest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NUM_STEPS = 6
@@ -57,16 +58,6 @@ def _config():
   return config
 
 
-def _env():
-  env = dict(os.environ)
-  env.update(
-      XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu',
-      JAX_DISABLE_MOST_OPTIMIZATIONS='1',  # as conftest.py, through jax's environment variables
-      JAX_COMPILATION_CACHE_DIR=os.path.join(_ROOT, '.jax_cache'),
-      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0.5')
-  return env
-
-
 class _Run:
   """One training process; its output goes to a log file beside `workdir`."""
 
@@ -77,7 +68,8 @@ class _Run:
       self.proc = subprocess.Popen(
           [sys.executable, os.path.join(_ROOT, script), '--config', 'configs/stargan.py:tiny',
            '--workdir', workdir, *_OVERRIDES, *extra],
-          cwd=_ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+          cwd=_ROOT, env=conftest.subprocess_env(device_count=8), stdout=log,
+          stderr=subprocess.STDOUT)
     _LIVE.append(self)
 
   def log(self) -> str:
