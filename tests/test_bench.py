@@ -3,6 +3,7 @@ import functools
 import importlib
 import logging
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +55,33 @@ def test_benchmark_figures_of_a_tiny_config(tmp_path):
   bench.append(str(out), bench.row('tiny', config, f))
   text = out.read_text()
   assert text.count('| date |') == 1 and text.count('`tiny`') == 2 and 'cpu' in text
+
+
+def _library_fusions(compiled_text: str) -> list[set[str]]:
+  """The operations inside each YNNPACK fusion of a compiled CPU program."""
+  fusions = []
+  for m in re.finditer(r'fusion\(.*?calls=%(\S+),.*?"kind":"__ynn_fusion"', compiled_text):
+    body = re.search(r'^%' + re.escape(m.group(1)) + r' .*?^}', compiled_text, re.M | re.S)
+    fusions.append(set(re.findall(r'= \S+ ([a-z][\w-]*)\(', body.group(0))) - {'parameter'})
+  return fusions
+
+
+def test_cpu_train_steps_leave_convolutions_to_eigen():
+  config = stargan_config.get_config('tiny')
+  objective = objectives.build(config, 5)
+  mesh = training.make_mesh()
+  abstract = jax.eval_shape(functools.partial(training.init_state, objective, config))
+  _, g_step, state_sharding, batch_sharding = training.compile_steps(objective, config, mesh,
+                                                                     abstract)
+  state = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                       abstract, state_sharding)
+  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sharding[k])
+           for k, v in bench._batch(objective, config).items()}  # pylint: disable=protected-access
+  text = g_step.lower(state, batch, jax.random.PRNGKey(0)).compile().as_text()
+  fusions = _library_fusions(text)
+  assert any('dot' in f for f in fusions)  # YNNPACK still runs the matrix products
+  assert not [f for f in fusions if 'convolution' in f]
+  assert 'convolution(' in text
 
 
 def test_steps_compile_once_in_a_training_run_and_never_transfer(tmp_path):
