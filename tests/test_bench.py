@@ -66,6 +66,7 @@ def _library_fusions(compiled_text: str) -> list[set[str]]:
   return fusions
 
 
+@pytest.mark.skipif(jax.default_backend() != 'cpu', reason='an XLA:CPU option')
 def test_cpu_train_steps_leave_convolutions_to_eigen():
   config = stargan_config.get_config('tiny')
   objective = objectives.build(config, 5)
