@@ -11,8 +11,10 @@ tests/test_multihost.py starts it with `conftest.subprocess_env`'s settings.
 """
 import argparse
 import contextlib
+import faulthandler
 import json
 import os
+import signal
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,6 +121,7 @@ def main() -> None:
   ap.add_argument('--workdir', required=True)
   ap.add_argument('--out', required=True)
   args = ap.parse_args()
+  faulthandler.register(signal.SIGUSR1)  # the test asks for every thread's stack before a kill
   sys.path.insert(0, REPO)
   from absl import flags  # pylint: disable=g-import-not-at-top
   flags.FLAGS.mark_as_parsed()  # grain reads absl flags

@@ -8,6 +8,7 @@ the run is 3 iterations of batch 8 on a folder of 24 faces, one epoch.
 import functools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def _log_tails(root) -> str:
   tails = []
   for i in range(NUM_PROCESSES):
     with open(root / f'process_{i}.log') as f:
-      tails.append(f'--- process {i}:\n' + ''.join(f.readlines()[-30:]))
+      tails.append(f'--- process {i}:\n' + ''.join(f.readlines()[-80:]))
   return '\n'.join(tails)
 
 
@@ -89,6 +90,10 @@ def multihost(launched, reference):
     failed = [p for p in procs if p.poll() not in (None, 0)]
     if failed or time.monotonic() - started > TIMEOUT_S:
       for p in procs:  # a process whose peer died waits on its collectives for ever
+        if p.poll() is None:
+          p.send_signal(signal.SIGUSR1)  # its threads' stacks, into its log
+      time.sleep(2)
+      for p in procs:
         if p.poll() is None:
           p.kill()
         p.wait()
