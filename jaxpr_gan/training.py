@@ -212,11 +212,13 @@ def _put_batch(batch: dict[str, np.ndarray], batch_sharding) -> dict[str, jax.Ar
           for k in batch_sharding}
 
 
+@jax.jit
 def _accumulate(sums: dict, metrics: Metrics) -> dict:
   """Adds a step's metrics to per-name (sum of finite values, finite count, non-finite count).
 
-  Stays on the device: nothing is fetched until a log step.
+  One program per step, on the device: nothing is fetched until a log step.
   """
+  sums = dict(sums)
   for k, v in metrics.items():
     finite = jnp.isfinite(v)
     add = (jnp.where(finite, v, 0.0), finite.astype(jnp.int32), (~finite).astype(jnp.int32))
@@ -334,6 +336,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
   sample_cells = jax.jit(objective.sample_cells)
 
   sums, skipped = {}, 0  # skipped: undecodable files met by this process
+  previous_metrics = None  # the last step's metrics, waited for once the next step is queued
   preemption = Preemption()
   try:
     for step in range(start, config.num_train_steps):
@@ -348,6 +351,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> TrainSt
           metrics = dict(metrics, **g_metrics)
       # Sums of D metrics over every step and of G metrics over G steps, kept on device.
       sums = _accumulate(sums, metrics)
+      # At most two steps in flight. XLA:CPU gang-schedules a multi-device program on a thread
+      # pool sized for one collective, and a dispatch that finds a device's queue of computations
+      # full blocks a pool thread: the collective then waits for ever (2 processes x 4 devices on
+      # 2 cores hung so). The bound also caps the device memory held by queued batches.
+      jax.block_until_ready(previous_metrics)
+      previous_metrics = metrics
       done = step + 1
       report(done)
       last = done == config.num_train_steps

@@ -85,10 +85,33 @@ def test_cpu_train_steps_leave_convolutions_to_eigen():
   assert 'convolution(' in text
 
 
-def test_steps_compile_once_in_a_training_run_and_never_transfer(tmp_path):
+def test_a_training_run_compiles_each_step_once_queues_two_and_never_transfers(tmp_path, monkeypatch):
   config = stargan_config.get_config('tiny')
   config.num_train_steps = 6
+  # No log, sample or checkpoint waits for a step before the end: only the loop's bound on the
+  # steps in flight does. Its waits are recorded (whether a step is done by then depends on speed).
+  config.log_every = config.sample_every = config.checkpoint_every = 6
   compiled = []
+  waited, d_metrics, unwaited = set(), [], []  # unwaited: per D step, earlier outputs not waited for
+  compile_steps, block_until_ready = training.compile_steps, jax.block_until_ready
+
+  def recording_block_until_ready(x):
+    waited.update(id(leaf) for leaf in jax.tree.leaves(x))
+    return block_until_ready(x)
+
+  def recording_compile_steps(*args, **kwargs):
+    d_step, *rest = compile_steps(*args, **kwargs)
+
+    def recording_d_step(state, batch, rng):
+      unwaited.append(sum(id(x) not in waited for x in jax.tree.leaves(d_metrics[:-1])))
+      state, metrics = d_step(state, batch, rng)
+      d_metrics.append(metrics)
+      return state, metrics
+
+    return (recording_d_step, *rest)
+
+  monkeypatch.setattr(training, 'compile_steps', recording_compile_steps)
+  monkeypatch.setattr(jax, 'block_until_ready', recording_block_until_ready)
 
   class Collect(logging.Handler):
     def emit(self, record):
@@ -108,6 +131,10 @@ def test_steps_compile_once_in_a_training_run_and_never_transfer(tmp_path):
   assert names.count('jit(d_step)') == 1 and names.count('jit(g_step)') == 1, names
   assert len(compiled) == len(set(compiled)), 'a function was compiled twice for one signature'
   assert int(state.step) == 6
+  # At most two steps in flight: before step t is queued, the loop waited for every step before
+  # t - 1.
+  assert unwaited == [0] * 6
+  monkeypatch.undo()
 
   # Inside a step nothing moves between host and device: inputs already live on the devices.
   mesh = training.make_mesh()

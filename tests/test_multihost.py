@@ -77,7 +77,7 @@ def _log_tails(root) -> str:
   tails = []
   for i in range(NUM_PROCESSES):
     with open(root / f'process_{i}.log') as f:
-      tails.append(f'--- process {i}:\n' + ''.join(f.readlines()[-80:]))
+      tails.append(f'--- process {i}:\n' + ''.join(f.readlines()[-150:]))
   return '\n'.join(tails)
 
 
