@@ -85,14 +85,15 @@ def test_cpu_train_steps_leave_convolutions_to_eigen():
   assert 'convolution(' in text
 
 
-def test_a_training_run_compiles_each_step_once_queues_two_and_never_transfers(tmp_path, monkeypatch):
+def test_training_compiles_each_step_once_queues_two_never_transfers(tmp_path, monkeypatch):
   config = stargan_config.get_config('tiny')
   config.num_train_steps = 6
   # No log, sample or checkpoint waits for a step before the end: only the loop's bound on the
   # steps in flight does. Its waits are recorded (whether a step is done by then depends on speed).
   config.log_every = config.sample_every = config.checkpoint_every = 6
   compiled = []
-  waited, d_metrics, unwaited = set(), [], []  # unwaited: per D step, earlier outputs not waited for
+  waited, d_metrics = set(), []
+  unwaited = []  # per D step queued: outputs of the steps before the last one not waited for
   compile_steps, block_until_ready = training.compile_steps, jax.block_until_ready
 
   def recording_block_until_ready(x):
