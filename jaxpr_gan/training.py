@@ -218,7 +218,6 @@ def _accumulate(sums: dict, metrics: Metrics) -> dict:
 
   One program per step, on the device: nothing is fetched until a log step.
   """
-  sums = dict(sums)
   for k, v in metrics.items():
     finite = jnp.isfinite(v)
     add = (jnp.where(finite, v, 0.0), finite.astype(jnp.int32), (~finite).astype(jnp.int32))
