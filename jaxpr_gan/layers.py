@@ -29,29 +29,15 @@ def _conv(x, kernel, stride: int, padding):
                                   dimension_numbers=_NHWC)
 
 
-def _windows(x, size: tuple[int, int], stride: int, pads: Pads, out_hw):
-  """For every kernel tap (ky, kx): the input it meets at each output position, (B, Ho, Wo, C)."""
-  xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-  ho, wo = out_hw
-  return [[lax.slice(xp, (0, ky, kx, 0), (xp.shape[0], ky + (ho - 1) * stride + 1,
-                                          kx + (wo - 1) * stride + 1, xp.shape[3]),
-                     (1, stride, stride, 1)) for kx in range(size[1])] for ky in range(size[0])]
-
-
-def _kernel_grad_by_taps(x, g, size: tuple[int, int], stride: int, pads: Pads):
-  """d(conv)/d(kernel) as one (in x N) @ (N x out) product per kernel tap."""
-  gm = g.reshape(-1, g.shape[-1])
-  taps = _windows(x, size, stride, pads, g.shape[1:3])
-  return jnp.stack([jnp.stack([t.reshape(-1, x.shape[-1]).T @ gm for t in row]) for row in taps])
-
-
 def _kernel_grad_by_output_taps(x, g, size: tuple[int, int], pads: Pads):
-  """The same for a stride-1 convolution with few outputs: the taps slide over the output
-  gradient instead, one ((kh*kw*out) x N) @ (N x in) product, so the copies are of the narrow
+  """d(conv)/d(kernel) of a stride-1 convolution with few outputs: the taps slide over the
+  output gradient, one ((kh*kw*out) x N) @ (N x in) product, so the copies are of the narrow
   side."""
   flipped = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(size, pads))
-  taps = _windows(g, size, 1, flipped, x.shape[1:3])
-  cols = jnp.concatenate([t for row in taps for t in row], axis=-1)
+  gp = jnp.pad(g, ((0, 0), *flipped, (0, 0)))
+  h, w = x.shape[1:3]
+  cols = jnp.concatenate([gp[:, ky:ky + h, kx:kx + w] for ky in range(size[0])
+                          for kx in range(size[1])], axis=-1)
   dk = cols.reshape(-1, cols.shape[-1]).T @ x.reshape(-1, x.shape[-1])
   return jnp.flip(dk.reshape(*size, g.shape[-1], x.shape[-1]), (0, 1)).swapaxes(2, 3)
 
@@ -61,23 +47,35 @@ def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding) -> jnp.nda
   gradients that XLA:CPU runs fast.
 
   XLA derives the input gradient of a strided convolution as a convolution over the output
-  gradient dilated with zeros, and the kernel gradient as a convolution that contracts the
-  batch; XLA:CPU runs the first up to 20 times slower than needed (5 s against 0.26 s for the
-  last layer of StarGAN's discriminator at 128 px) and the second 2 to 5 times. Here the input
-  gradient of a strided convolution is `transposed_conv` (no dilation), and the kernel gradient
-  one matrix product per kernel tap (docs/benchmarks.md). The same sums; the backward pass is
-  itself differentiable (the gradient penalty's second order).
+  gradient dilated with zeros, which XLA:CPU runs up to 100 times slower than needed (4.7 s
+  against 0.034 s for the last layer of StarGAN's discriminator at 128 px). Here that gradient
+  is `transposed_conv` (no dilation). The kernel gradient is XLA's own, except for a stride-1
+  convolution to fewer than 8 channels (the conv to RGB), where one matrix product over the
+  output gradient's taps is 2.3 times faster (docs/benchmarks.md). The same sums; the backward
+  pass is itself differentiable (the gradient penalty's second order).
   """
   return _conv2d(x, kernel, stride, _pads(padding))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv2d(x, kernel, stride: int, pads: Pads):
+def _forward(x, kernel, stride: int, pads: Pads):
+  """XLA's convolution; for a stride-1 one to at most 8 channels from more (the conv to RGB,
+  and the input gradient of the first conv), the overlap-added matrix product, 1.7 to 3.3
+  times faster on XLA:CPU at StarGAN's sizes (docs/benchmarks.md)."""
+  kh, kw, cin, cout = kernel.shape
+  if stride == 1 and cout <= 8 < cin and kh == kw:
+    sizes = [n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape[1:3], pads, kernel.shape[:2])]
+    return _overlap_add_conv_transpose(x, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), 1, pads,
+                                       sizes)
   return _conv(x, kernel, stride, pads)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv2d(x, kernel, stride: int, pads: Pads):
+  return _forward(x, kernel, stride, pads)
+
+
 def _conv2d_fwd(x, kernel, stride, pads):
-  return _conv(x, kernel, stride, pads), (x, kernel)
+  return _forward(x, kernel, stride, pads), (x, kernel)
 
 
 def _conv2d_bwd(stride, pads, residuals, g):
@@ -89,13 +87,17 @@ def _conv2d_bwd(stride, pads, residuals, g):
     after = [n + k - 2 - (m - 1) * stride - b
              for n, m, k, b in zip(x.shape[1:3], g.shape[1:3], size, before)]
     dx = transposed_conv(g.astype(kernel.dtype), kernel, stride, tuple(zip(before, after)))
+  elif all(max(lo, hi) < k for k, (lo, hi) in zip(size, pads)):
+    # The input gradient of a stride-1 convolution is one: flipped kernel, in and out swapped.
+    dx = _conv2d(g.astype(kernel.dtype), jnp.flip(kernel, (0, 1)).swapaxes(2, 3), 1,
+                 tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(size, pads)))
   else:
     dx = jax.vjp(lambda x: _conv(x, kernel, stride, pads), x)[1](g)[0]
   g = g.astype(x.dtype)
   if stride == 1 and kernel.shape[-1] < 8:
     dk = _kernel_grad_by_output_taps(x, g, size, pads)
   else:
-    dk = _kernel_grad_by_taps(x, g, size, stride, pads)
+    dk = jax.vjp(lambda k: _conv(x, k, stride, pads), kernel)[1](g)[0]
   return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 

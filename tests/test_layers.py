@@ -22,14 +22,16 @@ def _penalty(conv, x, w):
   return jnp.sum(g ** 2)
 
 
-@pytest.mark.parametrize('k,s,p,size,out', [(4, 2, 1, 16, 4), (4, 2, 1, 9, 32), (4, 2, 1, 20, 4),
-                                            (3, 2, 1, 8, 4),
-                                            (3, 2, 1, 7, 32), (4, 4, 0, 12, 4), (7, 2, 3, 10, 4),
-                                            (3, 1, 1, 8, 32), (7, 1, 3, 9, 4)])
-def test_conv2d_values_and_gradients_equal_xla(k, s, p, size, out):
+# Stride 1 with out < 8: kernel gradient by output taps; out <= 8 < in: overlap-added forward
+# (and, with in and out swapped, input gradient).
+@pytest.mark.parametrize('k,s,p,size,inp,out', [
+    (4, 2, 1, 16, 3, 4), (4, 2, 1, 9, 3, 32), (4, 2, 1, 20, 3, 4), (3, 2, 1, 8, 3, 4),
+    (3, 2, 1, 7, 3, 32), (4, 4, 0, 12, 3, 4), (7, 2, 3, 10, 3, 4), (3, 1, 1, 8, 3, 32),
+    (7, 1, 3, 9, 3, 4), (7, 1, 3, 9, 12, 3), (7, 1, 3, 8, 4, 12), (2, 1, 0, 2, 16, 5)])
+def test_conv2d_values_and_gradients_equal_xla(k, s, p, size, inp, out):
   rng = np.random.default_rng(k * 100 + size)
-  x = jnp.asarray(rng.normal(size=(2, size, size, 3)), jnp.float32)
-  w = jnp.asarray(rng.normal(size=(k, k, 3, out)), jnp.float32)  # >= 32: kernel grad by taps
+  x = jnp.asarray(rng.normal(size=(2, size, size, inp)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(k, k, inp, out)), jnp.float32)
   ours = lambda x, w: layers.conv2d(x, w, s, p)
   theirs = lambda x, w: _plain(x, w, s, p)
   np.testing.assert_allclose(ours(x, w), theirs(x, w), rtol=1e-5, atol=1e-5)
@@ -40,13 +42,14 @@ def test_conv2d_values_and_gradients_equal_xla(k, s, p, size, out):
   np.testing.assert_allclose(second[0], second[1], rtol=1e-4, atol=1e-3 * np.abs(second[1]).max())
 
 
-@pytest.mark.parametrize('k,s,lo,hi,size', [(4, 2, 2, 2, 8), (4, 2, 2, 2, 9), (3, 2, 1, 2, 7),
-                                            (4, 2, 2, 2, 5), (4, 2, 1, 5, 4),
-                                            (3, 2, 1, 1, 6)])  # the last falls back to lax
-def test_transposed_conv_equals_lax_conv_transpose(k, s, lo, hi, size):
+@pytest.mark.parametrize('k,s,lo,hi,size,inp,out', [
+    (4, 2, 2, 2, 8, 3, 5), (4, 2, 2, 2, 9, 3, 5), (3, 2, 1, 2, 7, 3, 5), (4, 2, 2, 2, 5, 3, 5),
+    (4, 2, 1, 5, 4, 3, 5), (4, 2, 2, 2, 9, 12, 3), (3, 2, 1, 2, 9, 12, 3),
+    (3, 2, 1, 1, 6, 3, 5)])  # the last falls back to lax
+def test_transposed_conv_equals_lax_conv_transpose(k, s, lo, hi, size, inp, out):
   rng = np.random.default_rng(size)
-  x = jnp.asarray(rng.normal(size=(2, size, size, 3)), jnp.float32)
-  w = jnp.asarray(rng.normal(size=(k, k, 5, 3)), jnp.float32)
+  x = jnp.asarray(rng.normal(size=(2, size, size, inp)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(k, k, out, inp)), jnp.float32)
   ref = lambda x, w: lax.conv_transpose(x, w, (s, s), ((lo, hi), (lo, hi)), dimension_numbers=DN,
                                         transpose_kernel=True)
   ours = lambda x, w: layers.transposed_conv(x, w, s, (lo, hi))
