@@ -128,39 +128,53 @@ def _batch(objective, config) -> dict:
   return batch
 
 
-def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10,
-        warmup: int = 2, trace_dir: str = '') -> dict:
-  """Measures the config's steps (see the module docstring); -> the figures. With `trace_dir`,
-  the timed calls also go into a jax.profiler trace there (TensorBoard's profile plugin or
-  Perfetto read it)."""
+def step_runners(config: ml_collections.ConfigDict, num_classes: int = 5):
+  """The config's training D and G steps, compiled, on a fixed device-resident batch: ({'d', 'g'}:
+  a call that runs one step to completion, the state carried from call to call), and the
+  figures known before running (compile seconds, FLOPs by count and by XLA)."""
   mesh = training.make_mesh()
   objective = objectives.build(config, num_classes)
   abstract = jax.eval_shape(functools.partial(training.init_state, objective, config))
   d_step, g_step, state_sharding, batch_sharding = training.compile_steps(objective, config,
                                                                           mesh, abstract)
-  state = jax.jit(functools.partial(training.init_state, objective, config),
-                  out_shardings=state_sharding)()
+  carry = {'state': jax.jit(functools.partial(training.init_state, objective, config),
+                            out_shardings=state_sharding)()}
   batch = {k: jax.device_put(v, batch_sharding[k]) for k, v in _batch(objective, config).items()}
   rng = jax.random.PRNGKey(1)
-  figures = {}
+  figures, runners = {}, {}
   for name, step in (('d', d_step), ('g', g_step)):
     start = time.perf_counter()
-    compiled = step.lower(state, batch, rng).compile()
+    compiled = step.lower(carry['state'], batch, rng).compile()
     figures[f'{name}_compile_s'] = time.perf_counter() - start
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     # XLA counts the program of one device; every device of the mesh runs it.
     per_device = float(cost.get('flops', float('nan'))) if cost else float('nan')
     figures[f'{name}_flops_xla'] = per_device * mesh.devices.size
-    figures[f'{name}_flops'] = count_flops(live_jaxpr(step.trace(state, batch, rng).jaxpr))
+    figures[f'{name}_flops'] = count_flops(live_jaxpr(step.trace(carry['state'], batch,
+                                                                 rng).jaxpr))
+
+    def call(compiled=compiled):
+      carry['state'], metrics = compiled(carry['state'], batch, rng)
+      jax.block_until_ready((carry['state'], metrics))
+    runners[name] = call
+  return runners, figures
+
+
+def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10,
+        warmup: int = 2, trace_dir: str = '') -> dict:
+  """Measures the config's steps (see the module docstring); -> the figures. With `trace_dir`,
+  the timed calls also go into a jax.profiler trace there (TensorBoard's profile plugin or
+  Perfetto read it)."""
+  runners, figures = step_runners(config, num_classes)
+  for name, call in runners.items():
     times = []
     for i in range(warmup + steps):
       if trace_dir and i == warmup:
         jax.profiler.start_trace(os.path.join(trace_dir, f'{name}_step'))
       start = time.perf_counter()
       with jax.profiler.StepTraceAnnotation(f'{name}_step', step_num=i):
-        state, metrics = compiled(state, batch, rng)
-        jax.block_until_ready((state, metrics))
+        call()
       if i >= warmup:
         times.append(time.perf_counter() - start)
     if trace_dir:

@@ -7,8 +7,9 @@ as the official `Solver.train` runs them: D on real images, on `G(x)` detached a
 interpolates with the WGAN-GP double backward, one backward and an Adam step; G with the
 adversarial, classification and cycle terms through D, one backward and an Adam step. Ours is
 `jaxpr_gan.bench` on `configs/stargan.py` (the same sizes, same loss terms, same optimiser).
-Both run on this machine's CPU (PyTorch with as many threads as cores) or, for ours, on the
-accelerator JAX finds. Prints the medians and the ratios and appends them to docs/race.md.
+Both run in this process on this machine's CPU (PyTorch with as many threads as cores) or, for
+ours, on the accelerator JAX finds, their steps alternating so that both see the same load.
+Prints the medians and the ratios and appends them to docs/race.md.
 """
 import importlib.util
 import os
@@ -33,9 +34,9 @@ def load_official(directory: str):
   return module
 
 
-def official_steps(directory: str, batch: int = 16, size: int = 128, domains: int = 5,
-                   steps: int = 3, warmup: int = 1, threads: int = 0) -> dict:
-  """Median seconds of the official D step and G step (PyTorch, CPU)."""
+def official_step_fns(directory: str, batch: int = 16, size: int = 128, domains: int = 5,
+                      threads: int = 0):
+  """The official D step and G step (PyTorch, CPU) as calls, and {'threads', 'torch'}."""
   import torch  # pylint: disable=g-import-not-at-top
   import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(threads or os.cpu_count())
@@ -78,21 +79,32 @@ def official_steps(directory: str, batch: int = 16, size: int = 128, domains: in
     loss.backward()
     g_opt.step()
 
-  figures = {'threads': torch.get_num_threads(), 'torch': torch.__version__}
-  for name, step in (('d', d_step), ('g', g_step)):
-    times = []
-    for i in range(warmup + steps):
-      start = time.perf_counter()
-      step()
-      if i >= warmup:
-        times.append(time.perf_counter() - start)
-    figures[f'{name}_step_s'] = statistics.median(times)
-  return figures
+  return {'d': d_step, 'g': g_step}, {'threads': torch.get_num_threads(),
+                                      'torch': torch.__version__}
 
 
-def ours(steps: int = 3, warmup: int = 1) -> dict:
+def our_step_fns():
+  """Ours at the same configuration (`configs/stargan.py`), as `bench.step_runners`."""
   from configs import stargan  # pylint: disable=g-import-not-at-top
-  return bench.run(stargan.get_config(''), 5, steps, warmup)
+  return bench.step_runners(stargan.get_config(''), 5)[0]
+
+
+def side_by_side(theirs: dict, mine: dict, steps: int = 3, warmup: int = 1):
+  """Median seconds of each side's D and G steps, ({'d_step_s', 'g_step_s'} each). The two sides
+  alternate step by step, and which goes first alternates too, so that both see the same load
+  on the machine (on a shared VM it drifts by 20% within minutes)."""
+  times = ({}, {})
+  for name in ('d', 'g'):
+    runs = ([], [])
+    for i in range(warmup + steps):
+      for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+        start = time.perf_counter()
+        (theirs, mine)[side][name]()
+        if i >= warmup:
+          runs[side].append(time.perf_counter() - start)
+    for side in (0, 1):
+      times[side][f'{name}_step_s'] = statistics.median(runs[side])
+  return times
 
 
 HEADER = ('| date | D step PyTorch / ours (s) | G step PyTorch / ours (s) | iteration, n_critic 5 '
@@ -113,7 +125,7 @@ def row(theirs: dict, mine: dict, n_critic: int = 5) -> str:
 
 INTRO = ('# Ours against the official PyTorch StarGAN\n\n`python -m jaxpr_gan.race --official '
          'DIR` at 128 px, batch 16, 5 domains (newest last; what each change gained: '
-         'benchmarks.md).')
+         'benchmarks.md). The two sides alternate step by step.')
 
 
 def main(argv):
@@ -122,11 +134,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
-  theirs = official_steps(f.official, steps=f.steps, warmup=f.warmup, threads=f.threads)
-  print(f'official PyTorch: D {theirs["d_step_s"]:.2f} s, G {theirs["g_step_s"]:.2f} s',
-        flush=True)
-  mine = ours(f.steps, f.warmup)
-  line = row(theirs, mine)
+  their_fns, info = official_step_fns(f.official, threads=f.threads)
+  theirs, mine = side_by_side(their_fns, our_step_fns(), f.steps, f.warmup)
+  line = row({**theirs, **info}, mine)
   print(HEADER + line, end='')
   if f.out:
     bench.append(f.out, line, HEADER, INTRO)

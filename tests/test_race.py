@@ -30,8 +30,25 @@ def test_official_steps_run_a_stand_in_model(tmp_path):
           def forward(self, x):
               return self.src(x), self.cls(x).flatten(1)
       '''))
-  figures = race.official_steps(str(tmp_path), batch=2, size=8, steps=1, warmup=0, threads=1)
-  assert figures['d_step_s'] > 0 and figures['g_step_s'] > 0 and figures['threads'] == 1
+  fns, info = race.official_step_fns(str(tmp_path), batch=2, size=8, threads=1)
+  theirs, mine = race.side_by_side(fns, fns, steps=1, warmup=0)
+  assert theirs['d_step_s'] > 0 and mine['g_step_s'] > 0 and info['threads'] == 1
+
+
+def test_side_by_side_alternates_the_sides_and_times_only_the_timed_steps(monkeypatch):
+  clock, calls = [0.0], []
+
+  def step(side, kind, seconds):
+    def call():  # the first two calls of each take 100 s longer (a compile, a cold cache)
+      clock[0] += seconds + 100.0 * (calls.count(side + kind) < 2)
+      calls.append(side + kind)
+    return call
+  monkeypatch.setattr(race.time, 'perf_counter', lambda: clock[0])
+  theirs = {'d': step('T', 'd', 6.0), 'g': step('T', 'g', 12.0)}
+  ours = {'d': step('O', 'd', 3.0), 'g': step('O', 'g', 24.0)}
+  t, o = race.side_by_side(theirs, ours, steps=2, warmup=2)
+  assert calls == ['Td', 'Od', 'Od', 'Td'] * 2 + ['Tg', 'Og', 'Og', 'Tg'] * 2
+  assert t == {'d_step_s': 6.0, 'g_step_s': 12.0} and o == {'d_step_s': 3.0, 'g_step_s': 24.0}
 
 
 def test_row_reports_pytorch_time_over_ours(tmp_path):
