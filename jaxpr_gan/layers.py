@@ -47,7 +47,7 @@ def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding) -> jnp.nda
   gradients that XLA:CPU runs fast.
 
   XLA derives the input gradient of a strided convolution as a convolution over the output
-  gradient dilated with zeros, which XLA:CPU runs up to 100 times slower than needed (4.7 s
+  gradient dilated with zeros, which XLA:CPU runs over 100 times slower than needed (4.7 s
   against 0.034 s for the last layer of StarGAN's discriminator at 128 px). Here that gradient
   is `transposed_conv` (no dilation). The kernel gradient is XLA's own, except for a stride-1
   convolution to fewer than 8 channels (the conv to RGB), where one matrix product over the
