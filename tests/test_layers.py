@@ -23,11 +23,12 @@ def _penalty(conv, x, w):
 
 
 # Stride 1 with out < 8: kernel gradient by output taps; out <= 8 < in: overlap-added forward
-# (and, with in and out swapped, input gradient).
+# (and, with in and out swapped, input gradient); padding >= k: XLA's input gradient.
 @pytest.mark.parametrize('k,s,p,size,inp,out', [
     (4, 2, 1, 16, 3, 4), (4, 2, 1, 9, 3, 32), (4, 2, 1, 20, 3, 4), (3, 2, 1, 8, 3, 4),
     (3, 2, 1, 7, 3, 32), (4, 4, 0, 12, 3, 4), (7, 2, 3, 10, 3, 4), (3, 1, 1, 8, 3, 32),
-    (7, 1, 3, 9, 3, 4), (7, 1, 3, 9, 12, 3), (7, 1, 3, 8, 4, 12), (2, 1, 0, 2, 16, 5)])
+    (7, 1, 3, 9, 3, 4), (7, 1, 3, 9, 12, 3), (7, 1, 3, 8, 4, 12), (2, 1, 0, 2, 16, 5),
+    (1, 1, 1, 5, 3, 12)])
 def test_conv2d_values_and_gradients_equal_xla(k, s, p, size, inp, out):
   rng = np.random.default_rng(k * 100 + size)
   x = jnp.asarray(rng.normal(size=(2, size, size, inp)), jnp.float32)
