@@ -31,14 +31,15 @@ def _conv(x, kernel, stride: int, padding):
 
 def _kernel_grad_by_output_taps(x, g, size: tuple[int, int], pads: Pads):
   """d(conv)/d(kernel) of a stride-1 convolution with few outputs: the taps slide over the
-  output gradient, one ((kh*kw*out) x N) @ (N x in) product, so the copies are of the narrow
-  side."""
+  output gradient, one ((kw*out) x N) @ (N x in) product per kernel row, so the copies are of
+  the narrow side (one product for all rows: 1.6 times slower, docs/benchmarks.md)."""
   flipped = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(size, pads))
   gp = jnp.pad(g, ((0, 0), *flipped, (0, 0)))
   h, w = x.shape[1:3]
-  cols = jnp.concatenate([gp[:, ky:ky + h, kx:kx + w] for ky in range(size[0])
-                          for kx in range(size[1])], axis=-1)
-  dk = cols.reshape(-1, cols.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+  xm = x.reshape(-1, x.shape[-1])
+  rows = [jnp.concatenate([gp[:, ky:ky + h, kx:kx + w] for kx in range(size[1])], axis=-1)
+          for ky in range(size[0])]
+  dk = jnp.stack([r.reshape(-1, r.shape[-1]).T @ xm for r in rows])
   return jnp.flip(dk.reshape(*size, g.shape[-1], x.shape[-1]), (0, 1)).swapaxes(2, 3)
 
 
@@ -50,8 +51,8 @@ def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, padding) -> jnp.nda
   gradient dilated with zeros, which XLA:CPU runs over 100 times slower than needed (4.7 s
   against 0.034 s for the last layer of StarGAN's discriminator at 128 px). Here that gradient
   is `transposed_conv` (no dilation). The kernel gradient is XLA's own, except for a stride-1
-  convolution to fewer than 8 channels (the conv to RGB), where one matrix product over the
-  output gradient's taps is 2.3 times faster (docs/benchmarks.md). The same sums; the backward
+  convolution to fewer than 8 channels (the conv to RGB), where matrix products over the
+  output gradient's taps are 3.9 times faster (docs/benchmarks.md). The same sums; the backward
   pass is itself differentiable (the gradient penalty's second order).
   """
   return _conv2d(x, kernel, stride, _pads(padding))
