@@ -75,3 +75,50 @@ def test_conv_modules_keep_flax_parameter_names_shapes_and_initial_values():
       np.testing.assert_array_equal(u, v)
     np.testing.assert_allclose(ours.apply({'params': a}, x + 1.0),
                                flax_module.apply({'params': b}, x + 1.0), rtol=1e-5, atol=1e-5)
+
+
+def _highest(pads):
+  return lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN,
+                                               precision=lax.Precision.HIGHEST)
+
+
+def _close(a, b, rel):
+  """Equal to within rel of b's largest magnitude (Winograd's error scales with the outputs)."""
+  np.testing.assert_allclose(a, b, rtol=0, atol=rel * float(np.abs(b).max()))
+
+
+# Output sizes that are and are not multiples of 4, padding 0 to 2 and asymmetric.
+@pytest.mark.parametrize('size,pads', [
+    (8, ((1, 1), (1, 1))), (9, ((1, 1), (1, 1))), (7, ((0, 2), (2, 0))), (6, ((0, 0), (0, 0))),
+    (5, ((2, 2), (1, 1)))])
+def test_winograd_conv_equals_xla_to_second_order(size, pads):
+  rng = np.random.default_rng(size)
+  x = jnp.asarray(rng.normal(size=(2, size, size + 1, 6)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, 6, 5)), jnp.float32)
+  ours, theirs = (lambda x, w: layers._winograd_conv(x, w, pads)), _highest(pads)
+  _close(ours(x, w), theirs(x, w), 1e-5)
+  loss = lambda conv: lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
+  for a, b in zip(jax.grad(loss(ours), (0, 1))(x, w), jax.grad(loss(theirs), (0, 1))(x, w)):
+    _close(a, b, 1e-5)
+  second = [jax.grad(lambda w: _penalty(conv, x, w))(w) for conv in (ours, theirs)]
+  _close(second[0], second[1], 1e-4)
+
+
+def test_conv2d_takes_winograd_only_where_it_was_measured_faster():
+  spec = lambda *shape, dtype=jnp.float32: jax.ShapeDtypeStruct(shape, dtype)
+  one = ((1, 1), (1, 1))
+  applies = lambda x, w, stride=1: layers._winograd_applies(x, w, stride, one)
+  assert applies(spec(16, 32, 32, 256), spec(3, 3, 256, 256))  # StarGAN's residual blocks
+  assert not applies(spec(16, 32, 32, 128), spec(3, 3, 128, 256))
+  assert not applies(spec(16, 8, 8, 256), spec(3, 3, 256, 256))  # 64 tiles
+  assert not applies(spec(16, 32, 32, 256, dtype=jnp.bfloat16),
+                     spec(3, 3, 256, 256, dtype=jnp.bfloat16))
+  assert not applies(spec(16, 32, 32, 256), spec(3, 3, 256, 256), stride=2)
+  assert not applies(spec(16, 32, 32, 256), spec(4, 4, 256, 256))
+  # Through conv2d at the smallest size that takes it: 4 x 8 x 8 tiles.
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(4, 32, 32, 256)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, 256, 256)) / 48, jnp.float32)
+  jaxpr = str(jax.make_jaxpr(lambda x, w: layers.conv2d(x, w, 1, 1))(x, w))
+  assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
+  _close(jax.jit(lambda x, w: layers.conv2d(x, w, 1, 1))(x, w), _highest(one)(x, w), 5e-5)
