@@ -12,6 +12,7 @@ from configs import sargan as sargan_config
 from configs import stargan as stargan_config
 from jaxpr_gan import convert
 from jaxpr_gan import evaluation
+from jaxpr_gan import layers
 from jaxpr_gan import objectives
 from tests import torch_official
 
@@ -73,6 +74,30 @@ def test_stargan_generator_and_discriminator_equal_the_official_modules(stargan_
   np.testing.assert_allclose(np.asarray(src), t_src, atol=1e-4)
   np.testing.assert_allclose(np.asarray(cls), t_cls, atol=1e-4)
 
+
+
+def test_paper_size_stargan_generator_with_winograd_blocks_equals_the_official_module(tmp_path):
+  """128 px, 64 filters, 6 blocks, batch 4: the residual blocks' 256-channel convolutions run as
+  Winograd's F(4x4, 3x3) (layers._winograd_applies), the rest as in the tiny test above."""
+  config = stargan_config.get_config()
+  g = torch_official.randomize(torch_official.StarGenerator(64, NUM_CLASSES, 6), 3)
+  objective = objectives.build(config, NUM_CLASSES)
+  shapes = jax.eval_shape(objective.init, jax.random.key(0),
+                          jnp.zeros((1, 128, 128, 3), jnp.uint8))
+  template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)  # D's init takes 19 s
+  params, _ = convert.convert_params(config, {'generator': _save(g, tmp_path / 'G.ckpt')},
+                                     template)
+  rng = np.random.default_rng(3)
+  x = rng.uniform(-1, 1, (4, 128, 128, 3)).astype(np.float32)
+  c = np.eye(NUM_CLASSES, dtype=np.float32)[[0, 1, 3, 4]]
+  block = jax.ShapeDtypeStruct((4, 32, 32, 256), jnp.float32)
+  assert layers._winograd_applies(block, jax.ShapeDtypeStruct((3, 3, 256, 256), jnp.float32), 1,
+                                  ((1, 1), (1, 1)))
+  ours = jax.jit(objective.generator.apply)({'params': params['g']}, jnp.asarray(x),
+                                             jnp.asarray(c))
+  (theirs,) = _torch(g, x, c)
+  np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
+  assert np.std(theirs) > 0.1
 
 def test_sargan_generator_equals_the_official_module(tmp_path):
   config = sargan_config.get_config('tiny')
