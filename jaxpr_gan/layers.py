@@ -147,6 +147,12 @@ def _combine(mat, parts):
   return out
 
 
+def _separable(mat, rows, columns_of):
+  """mat d mat^T for a tile d given as its rows, `columns_of(row)` splitting a row into its
+  columns: the entries, row by row."""
+  return [t for row in _combine(mat, rows) for t in _combine(mat, columns_of(row))]
+
+
 def _winograd_sizes(x, pads):
   oh, ow = (n + lo + hi - 2 for n, (lo, hi) in zip(x.shape[1:3], pads))
   return oh, ow, -(-oh // 4), -(-ow // 4)
@@ -160,9 +166,8 @@ def _winograd_input(x, pads) -> jnp.ndarray:
   xp = jnp.pad(x, ((0, 0), (pads[0][0], 4 * th + 4 - h - pads[0][0]),
                    (pads[1][0], 4 * tw + 4 - w - pads[1][0]), (0, 0)))
   xp = xp.reshape(b, th + 1, 4, tw + 1, 4, c)
-  rows = _combine(_BT, [xp[:, r // 4:r // 4 + th, r % 4] for r in range(6)])
-  tiles = [t for row in rows
-           for t in _combine(_BT, [row[:, :, s // 4:s // 4 + tw, s % 4] for s in range(6)])]
+  tiles = _separable(_BT, [xp[:, r // 4:r // 4 + th, r % 4] for r in range(6)],
+                     lambda row: [row[:, :, s // 4:s // 4 + tw, s % 4] for s in range(6)])
   return jnp.stack(tiles).reshape(36, b * th * tw, c)
 
 
@@ -171,8 +176,8 @@ def _winograd_output_grad(g, th: int, tw: int) -> jnp.ndarray:
   b, oh, ow, c = g.shape
   g = jnp.pad(g, ((0, 0), (0, 4 * th - oh), (0, 4 * tw - ow), (0, 0)))
   g = g.reshape(b, th, 4, tw, 4, c)
-  rows = _combine(_AT.T, [g[:, :, p] for p in range(4)])
-  tiles = [t for row in rows for t in _combine(_AT.T, [row[:, :, :, q] for q in range(4)])]
+  tiles = _separable(_AT.T, [g[:, :, p] for p in range(4)],
+                     lambda row: [row[:, :, :, q] for q in range(4)])
   return jnp.stack(tiles).reshape(36, b * th * tw, c)
 
 
@@ -185,8 +190,8 @@ def _winograd_conv(x, kernel, pads: Pads):
   u = jnp.einsum('ik,jl,klco->ijco', _G, _G, kernel).reshape(36, *kernel.shape[2:])
   m = lax.dot_general(_winograd_input(x, pads), u, (((2,), (1,)), ((0,), (0,))))
   m = m.reshape(6, 6, b, th, tw, -1)
-  rows = _combine(_AT, [m[i] for i in range(6)])  # 4 of (6, B, th, tw, out)
-  out = jnp.stack([jnp.stack(_combine(_AT, [r[j] for j in range(6)]), axis=3) for r in rows],
+  outs = _separable(_AT, [m[i] for i in range(6)], lambda row: [row[j] for j in range(6)])
+  out = jnp.stack([jnp.stack(outs[4 * p:4 * p + 4], axis=3) for p in range(4)],
                   axis=2)  # (B, th, 4, tw, 4, out)
   return out.reshape(b, 4 * th, 4 * tw, -1)[:, :oh, :ow]
 
