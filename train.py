@@ -9,7 +9,7 @@ from ml_collections import config_flags
 
 from jaxpr_gan import checkpointing
 from jaxpr_gan import distributed
-from jaxpr_gan import training
+from jaxpr_gan.training import loop
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Training configuration file.',
                                           lock_config=True)
@@ -36,7 +36,7 @@ def main(argv):
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                            _CPU_COLLECTIVES.value)
   checkpointing.quiet_orbax_logging()
-  training.train(_CONFIG.value, _WORKDIR.value)
+  loop.train(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == '__main__':

@@ -25,7 +25,7 @@ Variants (`--config configs/cyclegan.py:VARIANT`):
 
 Run:
   python train.py --config configs/cyclegan.py:quick --workdir workdirs/cyclegan_quick
-  python eval.py  --config configs/cyclegan.py:quick --workdir workdirs/cyclegan_quick
+  python eval.py  --workdir workdirs/cyclegan_quick
 On your own images (root/trainA, root/trainB, root/testA, root/testB, as the CycleGAN code):
   python train.py --config configs/cyclegan.py --workdir workdirs/face2anime \
     --config.data.source=folder --config.data.root=/data/face2anime
@@ -34,96 +34,72 @@ import math
 
 import ml_collections
 
-from configs import common
 from configs import variants
+from jaxpr_gan import registry
 
+PAPER = {
+    'batch_size': 1, 'n_critic': 1,  # D and G update once per iteration
+    'data.image_size': 64,
+    'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4,
+    'eval.batch_size': 50, 'eval.num_grid_faces': 8,
+}
+QUICK = {
+    'batch_size': 8, 'num_train_steps': 3000, 'data.image_size': 32, 'data.num_workers': 1,
+    'generator.ngf': 16, 'generator.num_blocks': 6, 'generator.dropout': 0.0,
+    'discriminator.ndf': 16,
+    # Without it, 3000 iterations leave the translations as high-frequency noise that the cycle
+    # can decode (docs/results.md); the CycleGAN code uses the same 0.5 by default.
+    'loss.lambda_identity': 0.5,
+    'optim.num_decay_steps': 1500, 'sample_every': 500, 'checkpoint_every': 500,
+}
+TINY = {
+    'batch_size': 8, 'num_train_steps': 4, 'data.image_size': 16, 'data.num_workers': 0,
+    'generator.ngf': 4, 'generator.num_blocks': 1, 'generator.dropout': 0.0,
+    'discriminator.ndf': 4, 'loss.pool_size': 3, 'optim.num_decay_steps': 2,
+    'log_every': 2, 'sample_every': 4, 'checkpoint_every': 2, 'num_sample_faces': 2,
+    'eval.num_grid_faces': 2, 'eval.num_identities': 10,
+}
+BASES = {'': {}, 'quick': QUICK, 'tiny': TINY}
 MODIFIERS = ('unet', 'patchgan', 'lsgan', 'identity', 'official')
+
+
+def _unet(c: ml_collections.ConfigDict) -> None:
+  """The official U-Net has at least 5 levels (32 px at least); down to 1x1: log2(size)."""
+  c.data.image_size = max(c.data.image_size, 32)
+  c.generator = ml_collections.ConfigDict(dict(
+      architecture='unet', ngf=c.generator.ngf, num_downs=int(math.log2(c.data.image_size)),
+      dropout=c.generator.dropout))
+
+
+def _patchgan(c: ml_collections.ConfigDict) -> None:
+  """The 70x70 PatchGAN: 3 layers need 24 px at least (tiny runs at 32)."""
+  c.data.image_size = max(c.data.image_size, 32)
+  c.discriminator = ml_collections.ConfigDict(dict(architecture='patch', ndf=c.discriminator.ndf,
+                                                   num_layers=3))
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   base, modifiers = variants.parse(variant, MODIFIERS)
-  c = ml_collections.ConfigDict()
-  c.model = 'cyclegan'
-  c.seed = 0
-  c.batch_size = 1
-  c.num_train_steps = 200_000
-  c.n_critic = 1  # D and G update once per iteration
-  c.ema_decay = 0.0
-  c.compute_dtype = 'float32'  # or 'bfloat16' (mixed precision)
-  c.max_nonfinite_steps = 20
-
-  c.data = ml_collections.ConfigDict()
-  c.data.source = 'synthetic'  # 'synthetic' | 'folder' (root/{train,test}{A,B}/)
-  c.data.groups = 'domains'
-  c.data.image_size = 64
-  c.data.num_classes = 5  # expressions drawn in both domains
-  c.data.styles = ('photo', 'anime')  # domain A, domain B
-  c.data.root = ''
-  c.data.random_flip = True
-  c.data.num_workers = 2
-  c.data.seed = 0
-  c.data.update(common.data_sources())  # csv, attributes, filename, tfds, array_record
-
-  # architecture: 'resnet' (num_blocks residual blocks between num_down halvings) | 'unet'
-  # (unet_num_downs halvings, 0 = down to 1x1: log2(image_size)).
+  c = registry.default_config('cyclegan')
+  # architecture 'resnet': num_blocks residual blocks between num_down halvings; 'unet': see
+  # _unet. dropout 0.5 inside the blocks, as the paper.
   c.generator = ml_collections.ConfigDict(dict(
-      architecture='resnet', ngf=64, num_blocks=9, num_down=2, unet_num_downs=0, dropout=0.5))
-  # architecture: 'basic' (the paper's 3-layer net) | 'patch' (num_layers-layer PatchGAN).
-  c.discriminator = ml_collections.ConfigDict(dict(architecture='basic', ndf=64, num_layers=3))
-  c.loss = ml_collections.ConfigDict(dict(adversarial='bce', lambda_a=10.0, lambda_b=10.0,
-                                          lambda_identity=0.0, pool_size=50))
-  c.optim = ml_collections.ConfigDict(
-      dict(g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999, num_decay_steps=100_000))
-
-  c.log_every = 100
-  c.sample_every = 1000
-  c.checkpoint_every = 10_000
-  c.max_checkpoints = 3
-  c.num_sample_faces = 8
-  # num_identities: score the first N test identities only (0: all 50).
-  c.eval = ml_collections.ConfigDict(dict(batch_size=50, num_grid_faces=8, num_identities=0))
-  c.eval.update(common.evaluation_suite())
-
-  if base == 'quick':
-    c.batch_size = 8
-    c.num_train_steps = 3000
-    c.data.image_size = 32
-    c.data.num_workers = 1
-    c.generator.update(ngf=16, num_blocks=6, dropout=0.0)
-    c.discriminator.update(ndf=16)
-    # Without it, 3000 iterations leave the translations as high-frequency noise that the cycle
-    # can decode (README); the CycleGAN code uses the same 0.5 by default.
-    c.loss.lambda_identity = 0.5
-    c.optim.num_decay_steps = 1500
-    c.log_every = 100
-    c.sample_every = 500
-    c.checkpoint_every = 500
-  elif base == 'tiny':
-    c.batch_size = 8
-    c.num_train_steps = 4
-    c.data.image_size = 16
-    c.data.num_workers = 0
-    c.generator.update(ngf=4, num_blocks=1, dropout=0.0)
-    c.discriminator.update(ndf=4)
-    c.loss.pool_size = 3
-    c.optim.num_decay_steps = 2
-    c.log_every = 2
-    c.sample_every = 4
-    c.checkpoint_every = 2
-    c.num_sample_faces = 2
-    c.eval.update(batch_size=50, num_grid_faces=2, num_identities=10)
+      architecture='resnet', ngf=64, num_blocks=9, num_down=2, dropout=0.5))
+  # architecture 'basic': the paper's 3-layer net; 'patch': see _patchgan.
+  c.discriminator = ml_collections.ConfigDict(dict(architecture='basic', ndf=64))
+  c.loss = ml_collections.ConfigDict(dict(
+      adversarial='bce', lambda_gp=10.0, lambda_r1=0.0, r1_every=1,
+      lambda_a=10.0, lambda_b=10.0, lambda_identity=0.0, pool_size=50))
+  variants.apply(c, PAPER, BASES[base])
   for m in modifiers:
-    if m == 'unet':  # the official U-Net has at least 5 levels: 32 px at least
-      c.data.image_size = max(c.data.image_size, 32)
-      c.generator.architecture = 'unet'
-      c.generator.unet_num_downs = int(math.log2(c.data.image_size))
-    if m in ('patchgan', 'official'):  # 3 layers need 24 px at least: tiny runs at 32
-      c.data.image_size = max(c.data.image_size, 32)
-      c.discriminator.update(architecture='patch', num_layers=3)
+    if m == 'unet':
+      _unet(c)
+    if m in ('patchgan', 'official'):
+      _patchgan(c)
     if m in ('lsgan', 'official'):
       c.loss.adversarial = 'lsgan'
     if m in ('identity', 'official'):
       c.loss.lambda_identity = 0.5
-    if m == 'official':
+    if m == 'official':  # its cycle_gan model turns dropout off
       c.generator.dropout = 0.0
   return c

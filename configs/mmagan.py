@@ -19,32 +19,24 @@ Variants (`--config configs/mmagan.py:VARIANT`):
 
 Run:
   python train.py --config configs/mmagan.py:quick --workdir workdirs/mmagan_quick
-  python eval.py  --config configs/mmagan.py:quick --workdir workdirs/mmagan_quick
+  python eval.py  --workdir workdirs/mmagan_quick
 eval.py also reports how the output follows rho (`intensity` in metrics.json).
 """
-import ml_collections
-
 from configs import stargan
 from configs import variants
 
-MODIFIERS = ('no_mmar', 'no_grc', 'no_both')
+# StarGAN's generator with MMARMs (3 scales: depth 2; CBAM reduction 16) and the GRC ("+ x").
+PRESET = {'generator.block': 'mmarm', 'generator.block_args': {'depth': 2, 'reduction': 16},
+          'generator.image_residual': True}
+PAPER = {'data.num_classes': 7}
+RESIDUAL_BLOCKS = {'generator.block': 'residual', 'generator.block_args': {}}
+NO_GRC = {'generator.image_residual': False}
+MODIFIERS = {'no_mmar': RESIDUAL_BLOCKS, 'no_grc': NO_GRC, 'no_both': {**RESIDUAL_BLOCKS, **NO_GRC}}
 
 
-def get_config(variant: str = '') -> ml_collections.ConfigDict:
+def get_config(variant: str = ''):
   base, modifiers = variants.parse(variant, MODIFIERS)
-  c = stargan.get_config(base)
-  c.model = 'mmagan'
-  if not base:
-    c.data.num_classes = 7
-  c.generator = ml_collections.ConfigDict(dict(
-      conv_dim=c.generator.conv_dim, num_down=2, num_blocks=c.generator.num_res, block='mmarm',
-      image_residual=True))
+  c = stargan.get_config(base, model='mmagan')
+  # The code (info) and intensity losses of eq. 5-8; rec_code 'label': StarGAN's reconstruction.
   c.loss.update(lambda_info_g=1.0, lambda_info_d=1.0, lambda_rho=1.0, rec_code='d_cor')
-  c.eval.intensities = (0.0, 0.25, 0.5, 0.75, 1.0)
-  c.eval.intensity_grid = 21  # candidate truths at intensities 0, 0.05, ..., 1
-  for m in modifiers:
-    if m in ('no_mmar', 'no_both'):
-      c.generator.block = 'residual'
-    if m in ('no_grc', 'no_both'):
-      c.generator.image_residual = False
-  return c
+  return variants.apply(c, PRESET, PAPER if not base else {}, *(MODIFIERS[m] for m in modifiers))

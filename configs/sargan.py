@@ -1,8 +1,8 @@
 """SARGAN (Akram & Khan) on the synthetic expression faces.
 
 StarGAN's objective (WGAN-GP + expression classification + cycle L1) and discriminator, with a
-generator whose residual blocks are replaced by one spatial-attention residual block (SARB) and
-an image residual, G(x, c) = tanh(...) + x.
+preset of StarGAN's generator: its residual blocks replaced by one spatial-attention residual
+block (block 'sarb', jaxpr_gan/nn/attention.py) and an image residual, G(x, c) = tanh(...) + x.
 
 Variants (`--config configs/sargan.py:VARIANT`):
   ""      the paper: 128 px, 7 expressions, 64 filters, one SARB, batch 8, n_critic 5,
@@ -20,39 +20,31 @@ Variants (`--config configs/sargan.py:VARIANT`):
 
 Run:
   python train.py --config configs/sargan.py:quick --workdir workdirs/sargan_quick
-  python eval.py  --config configs/sargan.py:quick --workdir workdirs/sargan_quick
+  python eval.py  --workdir workdirs/sargan_quick
   python train.py --config configs/sargan.py:quick+vanilla_block --workdir workdirs/sargan_vanilla
 On your own images (root/<class>/*.jpg, e.g. 7 expressions as in the paper):
   python train.py --config configs/sargan.py --workdir workdirs/mine \
     --config.data.source=folder --config.data.train_dir=/data/faces/train \
     --config.data.test_dir=/data/faces/test --config.data.num_classes=7
 """
-import ml_collections
-
 from configs import stargan
 from configs import variants
 
-MODIFIERS = ('code_lambda', 'vanilla_block', 'six_sarb', 'no_image_residual')
+# StarGAN's generator with one SARB (its hourglass: depth 2, 64 middle channels) and "+ x".
+PRESET = {'batch_size': 8, 'generator.num_blocks': 1, 'generator.block': 'sarb',
+          'generator.block_args': {'hg_depth': 2, 'mid_features': 64},
+          'generator.image_residual': True}
+PAPER = {'data.num_classes': 7}  # quick keeps 5, as StarGAN's quick
+# lambda_rec is the paper's lambda_cyc (10; the official code's default is 1: "code_lambda").
+MODIFIERS = {
+    'code_lambda': {'loss.lambda_rec': 1.0},
+    'vanilla_block': {'generator.block': 'residual', 'generator.block_args': {}},
+    'six_sarb': {'generator.num_blocks': 6},
+    'no_image_residual': {'generator.image_residual': False},
+}
 
 
-def get_config(variant: str = '') -> ml_collections.ConfigDict:
+def get_config(variant: str = ''):
   base, modifiers = variants.parse(variant, MODIFIERS)
-  # StarGAN's settings of the same size, with SARGAN's generator and the paper's batch.
-  c = stargan.get_config(base)
-  c.model = 'sargan'
-  c.batch_size = 8
-  if not base:
-    c.data.num_classes = 7  # the paper's 7 expressions (quick keeps 5, as StarGAN's quick)
-  c.generator = ml_collections.ConfigDict(dict(
-      conv_dim=c.generator.conv_dim, num_down=2, num_blocks=1, block='sarb', image_residual=True))
-  # lambda_rec is the paper's lambda_cyc (10; the official code's default is 1: "code_lambda").
-  for m in modifiers:
-    if m == 'code_lambda':
-      c.loss.lambda_rec = 1.0
-    elif m == 'vanilla_block':
-      c.generator.block = 'residual'
-    elif m == 'six_sarb':
-      c.generator.num_blocks = 6
-    elif m == 'no_image_residual':
-      c.generator.image_residual = False
-  return c
+  c = stargan.get_config(base, model='sargan')
+  return variants.apply(c, PRESET, PAPER if not base else {}, *(MODIFIERS[m] for m in modifiers))

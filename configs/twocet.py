@@ -19,7 +19,7 @@ Variants (`--config configs/twocet.py:VARIANT`):
 
 Run:
   python train.py --config configs/twocet.py:quick --workdir workdirs/twocet_quick
-  python eval.py  --config configs/twocet.py:quick --workdir workdirs/twocet_quick
+  python eval.py  --workdir workdirs/twocet_quick
 On your own faces (root/{train,test}/neutral/*.jpg and root/{train,test}/emotional/
 [<expression>/]*.jpg; expression subfolders only name the classes for the code-scale report):
   python train.py --config configs/twocet.py --workdir workdirs/cfee \
@@ -27,94 +27,55 @@ On your own faces (root/{train,test}/neutral/*.jpg and root/{train,test}/emotion
 """
 import ml_collections
 
-from configs import common
 from configs import variants
+from jaxpr_gan import registry
 
-MODIFIERS = ('color_encoder', 'constant_weights')
+PAPER = {
+    'batch_size': 8, 'num_train_steps': 100_000, 'n_critic': 1,
+    'ema_decay': 0.999,  # the official "stable" copies of G and E
+    'data.style': 'photo',
+    'optim.b1': 0.0, 'optim.b2': 0.99, 'optim.weight_decay': 1e-4, 'optim.num_decay_steps': 0,
+    'sample_every': 5000, 'checkpoint_every': 5000,
+    'eval.batch_size': 50, 'eval.num_grid_faces': 8,
+}
+QUICK = {
+    'num_train_steps': 3000, 'ema_decay': 0.99, 'data.image_size': 32, 'data.num_workers': 1,
+    'generator.dim_in': 16, 'generator.max_conv_dim': 64,
+    'discriminator.dim_in': 16, 'discriminator.max_conv_dim': 64,
+    'loss.code_weight': (0.0, 1.0, 500), 'loss.ds_weight': (1.0, 0.0, 1000),
+    'loss.cyc_e_weight': (1.0, 1.5, 1000),
+    'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4, 'sample_every': 500, 'checkpoint_every': 500,
+}
+TINY = {
+    'num_train_steps': 4, 'ema_decay': 0.9, 'data.image_size': 16, 'data.num_workers': 0,
+    'generator.code_dim': 4, 'generator.dim_in': 8, 'generator.max_conv_dim': 16,
+    'discriminator.dim_in': 8, 'discriminator.max_conv_dim': 16,
+    'loss.code_weight': (0.0, 1.0, 2), 'loss.ds_weight': (1.0, 0.0, 2),
+    'loss.cyc_e_weight': (1.0, 1.5, 2),
+    'log_every': 2, 'sample_every': 4, 'checkpoint_every': 2, 'num_sample_faces': 2,
+    'eval.batch_size': 40, 'eval.num_grid_faces': 2, 'eval.num_identities': 10,
+    'eval.code_scales': (0.0, 0.5, 1.0), 'eval.intensity_grid': 5, 'eval.codes_per_class': 8,
+}
+BASES = {'': {}, 'quick': QUICK, 'tiny': TINY}
+MODIFIERS = {
+    'color_encoder': {'encoder.grayscale': False},
+    'constant_weights': {'loss.code_weight': (1.0, 1.0, 0), 'loss.cyc_e_weight': (1.0, 1.0, 0)},
+}
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   base, modifiers = variants.parse(variant, MODIFIERS)
-  c = ml_collections.ConfigDict()
-  c.model = 'twocet'
-  c.seed = 0
-  c.batch_size = 8
-  c.num_train_steps = 100_000
-  c.n_critic = 1
-  c.ema_decay = 0.999  # the official "stable" copies of G and E
-  c.compute_dtype = 'float32'  # or 'bfloat16' (mixed precision)
-  c.max_nonfinite_steps = 20
-
-  c.data = ml_collections.ConfigDict()
-  c.data.source = 'synthetic'  # 'synthetic' | 'folder' (root/{train,test}/{neutral,emotional})
-  c.data.groups = 'neutral_emotional'
-  c.data.image_size = 128
-  c.data.num_classes = 5  # synthetic: neutral + 4 expressions in the emotional group
-  c.data.style = 'photo'
-  c.data.intensity_range = (1.0, 1.0)
-  c.data.root = ''
-  c.data.random_flip = True
-  c.data.num_workers = 2
-  c.data.seed = 0
-  c.data.update(common.data_sources())  # csv, attributes, filename, tfds, array_record
-
+  c = registry.default_config('twocet')
   # dim_in: filters of the first conv (0: the official 2**14 // image_size); max_conv_dim caps
   # the doubling. The encoder and the discriminator's trunk have the same widths.
   c.generator = ml_collections.ConfigDict(dict(code_dim=32, dim_in=0, max_conv_dim=512))
   c.encoder = ml_collections.ConfigDict(dict(grayscale=True))
   c.discriminator = ml_collections.ConfigDict(dict(dim_in=0, max_conv_dim=512))
-  # *_weight: (start, end, steps) of a linear ramp in the step (losses.ramp).
+  # Non-saturating BCE with R1 on real faces, as the official code. *_weight: (start, end,
+  # steps) of a linear ramp in the step (objectives.losses.ramp).
   c.loss = ml_collections.ConfigDict(dict(
+      adversarial='bce', lambda_gp=10.0, lambda_r1=0.5, r1_every=1,
       code_range=(-0.5, 0.5), lambda_adv_e=1.0, lambda_adv_n=1.0, lambda_cyc_n=1.0,
-      lambda_r1=0.5, code_weight=(0.0, 1.0, 5000), ds_weight=(1.0, 0.0, 10000),
+      code_weight=(0.0, 1.0, 5000), ds_weight=(1.0, 0.0, 10000),
       cyc_e_weight=(1.0, 1.5, 10000), proportional_ds=True))
-  c.optim = ml_collections.ConfigDict(
-      dict(g_lr=1e-4, d_lr=1e-4, b1=0.0, b2=0.99, weight_decay=1e-4, num_decay_steps=0))
-
-  c.log_every = 100
-  c.sample_every = 5000
-  c.checkpoint_every = 5000
-  c.max_checkpoints = 3
-  c.num_sample_faces = 8
-  # code_scales: multiples of each class's mean training code applied to neutral test faces;
-  # intensity_grid: rendered intensities the output is matched against; codes_per_class:
-  # training faces per class whose codes are averaged (0: all).
-  c.eval = ml_collections.ConfigDict(dict(
-      batch_size=50, num_grid_faces=8, num_identities=0,
-      code_scales=(0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5), intensity_grid=21, codes_per_class=0))
-  c.eval.update(common.evaluation_suite())
-
-  if base == 'quick':
-    c.num_train_steps = 3000
-    c.data.image_size = 32
-    c.data.num_workers = 1
-    c.generator.update(dim_in=16, max_conv_dim=64)
-    c.discriminator.update(dim_in=16, max_conv_dim=64)
-    c.loss.update(code_weight=(0.0, 1.0, 500), ds_weight=(1.0, 0.0, 1000),
-                  cyc_e_weight=(1.0, 1.5, 1000))
-    c.optim.update(g_lr=2e-4, d_lr=2e-4)
-    c.ema_decay = 0.99
-    c.log_every = 100
-    c.sample_every = 500
-    c.checkpoint_every = 500
-  elif base == 'tiny':
-    c.num_train_steps = 4
-    c.data.image_size = 16
-    c.data.num_workers = 0
-    c.generator.update(code_dim=4, dim_in=8, max_conv_dim=16)
-    c.discriminator.update(dim_in=8, max_conv_dim=16)
-    c.loss.update(code_weight=(0.0, 1.0, 2), ds_weight=(1.0, 0.0, 2),
-                  cyc_e_weight=(1.0, 1.5, 2))
-    c.ema_decay = 0.9
-    c.log_every = 2
-    c.sample_every = 4
-    c.checkpoint_every = 2
-    c.num_sample_faces = 2
-    c.eval.update(batch_size=40, num_grid_faces=2, num_identities=10,
-                  code_scales=(0.0, 0.5, 1.0), intensity_grid=5, codes_per_class=8)
-  for m in modifiers:
-    if m == 'color_encoder':
-      c.encoder.grayscale = False
-    elif m == 'constant_weights':
-      c.loss.update(code_weight=(1.0, 1.0, 0), cyc_e_weight=(1.0, 1.0, 0))
-  return c
+  return variants.apply(c, PAPER, BASES[base], *(MODIFIERS[m] for m in modifiers))

@@ -1,9 +1,16 @@
-"""Variant strings of the model configs: a base ('', 'quick', 'tiny') and '+'-joined modifiers."""
+"""Variant strings of the model configs: a base ('', 'quick', 'tiny') and '+'-joined modifiers,
+each an override dict ({'generator.conv_dim': 16, ...}) applied in order."""
+from typing import Any, Mapping
+
+import ml_collections
+
+from jaxpr_gan import run_config
 
 BASES = ('', 'quick', 'tiny')
+Overrides = Mapping[str, Any]
 
 
-def parse(variant: str, modifiers: tuple[str, ...]) -> tuple[str, list[str]]:
+def parse(variant: str, modifiers) -> tuple[str, list[str]]:
   """'quick+a+b' -> ('quick', ['a', 'b']); a modifier alone applies to the paper settings ('')."""
   base, *mods = variant.split('+')
   if base in modifiers:
@@ -15,3 +22,10 @@ def parse(variant: str, modifiers: tuple[str, ...]) -> tuple[str, list[str]]:
     if m not in modifiers:
       raise ValueError(f'unknown modifier {m!r} in {variant!r}; known: {sorted(modifiers)}')
   return base, mods
+
+
+def apply(config: ml_collections.ConfigDict, *overrides: Overrides) -> ml_collections.ConfigDict:
+  """Sets each override dict's dotted keys on `config`, in order; returns it."""
+  for o in overrides:
+    run_config.set_dotted(config, o)
+  return config

@@ -2,42 +2,27 @@
 
 A mistyped key, a wrong type or an impossible size otherwise surfaces as an AttributeError or a
 shape error deep inside tracing, or is silently ignored; here each stops the run at once with a
-ConfigError naming the key (dotted path), its value and what to change.
+ConfigError naming the key (dotted path), its value and what to change. The checks here apply to
+every model; each model adds its own (`registry.Model.check`), and the keys of the groups that
+build networks and objectives are checked against the fields of what they build.
 """
-import difflib
 import os
 from typing import Any, Sequence
 
 import ml_collections
 
-from configs import cyclegan
-from configs import dcam
-from configs import mmagan
-from configs import sargan
-from configs import stargan
-from configs import twocet
 from input_pipeline import folders
 from input_pipeline import groups
 from input_pipeline import pipeline
 from input_pipeline import sources
 from input_pipeline import synthetic
-from jaxpr_gan import losses
-from jaxpr_gan.models import vgg
-from jaxpr_gan.objectives import contextual
+from jaxpr_gan import registry
+from jaxpr_gan import run_config
+from jaxpr_gan.nn import conv
+from jaxpr_gan.objectives import adversarial
+from jaxpr_gan.run_config import ConfigError
 
-# Reference configs: a run's keys and types must be those of get_config('') of its model.
-REFERENCE_CONFIGS = {'stargan': stargan, 'sargan': sargan, 'mmagan': mmagan,
-                     'cyclegan': cyclegan, 'twocet': twocet, 'dcam': dcam}
-# The data grouping each model reads (input_pipeline.pipeline.GROUPINGS).
-MODEL_GROUPS = {'cyclegan': 'domains', 'twocet': 'neutral_emotional'}
 DATA_SOURCES = pipeline.SOURCES
-GENERATOR_BLOCKS = ('residual', 'sarb', 'mmarm')
-# MMARM (depth 2) and the SARB hourglass (depth 2) halve the bottleneck twice.
-MIN_ATTENTION_BOTTLENECK = 4
-
-
-class ConfigError(ValueError):
-  """A config that cannot run; the message names the key, its value and the fix."""
 
 
 def _get(config: ml_collections.ConfigDict, key: str) -> Any:
@@ -51,128 +36,41 @@ def _require(ok: bool, config: ml_collections.ConfigDict, key: str, why: str) ->
     raise ConfigError(f'config.{key} = {_get(config, key)!r} {why}.')
 
 
-def _type_ok(value: Any, ref: Any) -> bool:
-  """value may stand where ref stands: an int for a float, a list for a tuple; no bool for int."""
-  if ref is None:
-    return True
-  if isinstance(ref, bool) or isinstance(value, bool):
-    return isinstance(value, bool) and isinstance(ref, bool)
-  if isinstance(ref, float):
-    return isinstance(value, (int, float))
-  if isinstance(ref, (tuple, list)):
-    return isinstance(value, (tuple, list)) and (not ref or all(_type_ok(v, ref[0]) for v in value))
-  return isinstance(value, type(ref))
-
-
-def _type_name(ref: Any) -> str:
-  if isinstance(ref, float):
-    return 'float (or int)'
-  if isinstance(ref, (tuple, list)):
-    return f'sequence of {_type_name(ref[0])}' if ref else 'sequence'
-  return type(ref).__name__
-
-
-def _check_keys(config: Any, ref: ml_collections.ConfigDict, model: str, prefix: str = '') -> None:
-  """Every key of config must be in ref with a compatible type, and none of ref's may be missing."""
-  if not isinstance(config, ml_collections.ConfigDict):
-    raise ConfigError(f'config.{prefix[:-1]} = {config!r} is a {type(config).__name__}; expected '
-                      f'a group of keys as in configs/{model}.py.')
+def _check_keys(config: Any, ref: ml_collections.ConfigDict, model: str, prefix: str = '',
+                model_groups: Sequence[str] = ()) -> None:
+  """Every key of config must be in ref (or be one of the model's groups) with a compatible
+  type; the groups are checked by what they build."""
   for key in config.keys():
-    value = config[key]
+    value, name = config[key], f'{prefix}{key}'
+    if key in model_groups:  # checked by what they build
+      continue
     if key not in ref:
-      close = difflib.get_close_matches(key, list(ref.keys()), n=1)
-      hint = f'did you mean config.{prefix}{close[0]}?' if close else f'known: {sorted(ref.keys())}'
-      raise ConfigError(f'unknown key config.{prefix}{key} = {value!r} for model {model!r}; {hint}')
+      raise run_config.unknown_key(name, value, list(ref.keys()) + list(model_groups),
+                                   f'model {model!r}')
     if isinstance(ref[key], ml_collections.ConfigDict):
-      _check_keys(value, ref[key], model, f'{prefix}{key}.')
-    elif not _type_ok(value, ref[key]):
-      raise ConfigError(f'config.{prefix}{key} = {value!r} is a {type(value).__name__}; expected '
-                        f'a {_type_name(ref[key])} as in configs/{model}.py.')
-  missing = sorted(set(ref.keys()) - set(config.keys()))
-  if missing:
-    raise ConfigError(f'config.{prefix}{missing[0]} is missing (model {model!r}); add it as in '
-                      f'configs/{model}.py.')
+      if not isinstance(value, ml_collections.ConfigDict):
+        raise ConfigError(f'config.{name} = {value!r} is a {type(value).__name__}; expected a '
+                          'group of keys.')
+      _check_keys(value, ref[key], model, f'{name}.')
+    else:
+      run_config.check_value(name, value, ref[key], 'in run_config.defaults()')
 
 
-def _check_cyclegan(config: ml_collections.ConfigDict) -> None:
-  """Known architectures and a size that every down-sampling of G and D can take."""
-  g, d, size = config.generator, config.discriminator, config.data.image_size
-  _require(size > 0, config, 'data.image_size', 'must be > 0')
-  _require(g.architecture in ('resnet', 'unet'), config, 'generator.architecture',
-           "is unknown; use 'resnet' or 'unet'")
-  _require(d.architecture in ('basic', 'patch'), config, 'discriminator.architecture',
-           "is unknown; use 'basic' (the paper's) or 'patch' (70x70 PatchGAN)")
-  _require(config.loss.adversarial in losses.ADVERSARIAL_KINDS, config, 'loss.adversarial',
-           f'is unknown; use one of {losses.ADVERSARIAL_KINDS}')
-  _require(config.loss.pool_size >= 0, config, 'loss.pool_size', 'must be >= 0 (0: no pool)')
-  _require(0 <= g.dropout < 1, config, 'generator.dropout', 'must be in [0, 1)')
-  if g.architecture == 'resnet':
-    _require(size % 2 ** g.num_down == 0, config, 'data.image_size',
-             f'is not divisible by 2**generator.num_down = {2 ** g.num_down}')
-  else:
-    _require(g.unet_num_downs >= 5 and size % 2 ** g.unet_num_downs == 0, config,
-             'generator.unet_num_downs', f'must be >= 5 (the U-Net has 5 fixed levels) with '
-             f'data.image_size ({size}) divisible by 2**unet_num_downs; log2(image_size) goes '
-             'down to 1x1')
-  if d.architecture == 'basic':
-    _require(size % 16 == 0, config, 'data.image_size',
-             "is not a multiple of 16, which the 'basic' discriminator (strides 2, 2, 4) needs")
-  else:
-    least = 3 * 2 ** d.num_layers
-    _require(size >= least and size % 2 ** d.num_layers == 0, config, 'data.image_size',
-             f'is too small for a PatchGAN with discriminator.num_layers = {d.num_layers}: use a '
-             f'multiple of {2 ** d.num_layers} of at least {least}')
-
-
-def _check_twocet(config: ml_collections.ConfigDict) -> None:
-  size = config.data.image_size
-  _require(size >= 16 and size & (size - 1) == 0, config, 'data.image_size',
-           'is not a power of two >= 16, which the encoder and discriminator trunks (halving '
-           'down to a 4x4 map) need')
-  lo, hi = config.loss.code_range
-  _require(lo < hi, config, 'loss.code_range', 'must be (low, high) with low < high')
-  _require(config.generator.code_dim > 0, config, 'generator.code_dim', 'must be > 0')
-
-
-def _check_dcam(config: ml_collections.ConfigDict) -> None:
-  """The contextual loss: a known feature network and layers (its weights file is checked when
-  a fresh run reads it, so a resumed run does not need it)."""
-  loss, g = config.loss, config.generator
-  _require(loss.cx_network in contextual.FEATURE_NETWORKS, config, 'loss.cx_network',
-           f'is unknown; use one of {contextual.FEATURE_NETWORKS}')
-  _require(bool(loss.cx_layers) and all(l in vgg.LAYER_NAMES for l in loss.cx_layers), config,
-           'loss.cx_layers', f'must name VGG19 layers, e.g. relu3_2; known: {vgg.LAYER_NAMES}')
-  _require(loss.lambda_cx >= 0, config, 'loss.lambda_cx', 'must be >= 0 (0: no contextual loss)')
-  _require(loss.cx_bandwidth > 0, config, 'loss.cx_bandwidth', 'must be > 0')
-  _require(g.mapping_layers >= 1, config, 'generator.mapping_layers', 'must be >= 1')
-
-
-def _check_sizes(config: ml_collections.ConfigDict) -> None:
-  """The image must survive D's repeat_num and G's num_down halvings (and G's attention)."""
-  if config.model == 'cyclegan':
-    return _check_cyclegan(config)
-  if config.model == 'twocet':
-    return _check_twocet(config)
-  size, repeat, down = (config.data.image_size, config.discriminator.repeat_num,
-                        config.generator.num_down)
-  _require(size > 0, config, 'data.image_size', 'must be > 0')
-  _require(repeat > 0, config, 'discriminator.repeat_num', 'must be > 0')
-  _require(down >= 0, config, 'generator.num_down', 'must be >= 0')
-  _require(size % 2 ** repeat == 0, config, 'data.image_size',
-           f'is not divisible by 2**discriminator.repeat_num = {2 ** repeat} (D halves it '
-           f'{repeat} times); use a multiple of {2 ** repeat} or lower discriminator.repeat_num')
-  _require(size % 2 ** down == 0, config, 'data.image_size',
-           f'is not divisible by 2**generator.num_down = {2 ** down} (G must return the input '
-           f'size); use a multiple of {2 ** down} or lower generator.num_down')
-  block = config.generator.get('block', 'residual')
-  _require(block in GENERATOR_BLOCKS, config, 'generator.block', f'is unknown; use one of '
-           f'{GENERATOR_BLOCKS}')
-  if block in ('sarb', 'mmarm'):
-    _require(size // 2 ** down >= MIN_ATTENTION_BOTTLENECK, config, 'data.image_size',
-             f'leaves a {size // 2 ** down} px bottleneck after generator.num_down = {down} '
-             f'halvings, but a {block!r} block needs at least {MIN_ATTENTION_BOTTLENECK} px; use '
-             f'data.image_size >= {MIN_ATTENTION_BOTTLENECK * 2 ** down} or lower '
-             'generator.num_down')
+def _check_loss(config: ml_collections.ConfigDict) -> None:
+  """The adversarial loss every model has (objectives.adversarial)."""
+  loss = config.loss
+  if 'adversarial' in loss:  # else the objective's own default
+    try:
+      adversarial.get(loss.adversarial)
+    except ValueError:
+      _require(False, config, 'loss.adversarial', f'is unknown; use one of '
+               f'{adversarial.kinds()} or the dotted path of an objectives.adversarial.Kind')
+  for key in ('lambda_gp', 'lambda_r1'):
+    if key in loss:
+      _require(loss[key] >= 0, config, f'loss.{key}', 'must be >= 0 (0: no penalty)')
+  if 'r1_every' in loss:
+    _require(loss.r1_every >= 1, config, 'loss.r1_every',
+             'must be >= 1 (1: R1 at every D step; k: every k-th, weighted k times)')
 
 
 def _check_labelled_source(config: ml_collections.ConfigDict) -> None:
@@ -211,6 +109,7 @@ def _check_labelled_source(config: ml_collections.ConfigDict) -> None:
 def _check_data(config: ml_collections.ConfigDict, class_names: Sequence[str] | None) -> None:
   """A known source, existing folders, and a class count that matches the data's classes."""
   data = config.data
+  grouping = registry.default_config(config.model).data.groups  # how the model reads data
   _require(data.source in DATA_SOURCES, config, 'data.source', f'is unknown; use one of '
            f'{DATA_SOURCES}')
   if data.source == 'synthetic':
@@ -222,10 +121,10 @@ def _check_data(config: ml_collections.ConfigDict, class_names: Sequence[str] | 
     _require(os.path.isfile(os.path.join(data.array_record_dir, 'meta.json')), config,
              'data.array_record_dir', 'holds no meta.json; set it to the output of python -m '
              'input_pipeline.prepare')
-  elif config.model in MODEL_GROUPS:
+  elif grouping != 'classes':
     _require(data.source == 'folder', config, 'data.source', f'cannot give the two groups of '
              f"{config.model}; use 'synthetic', 'folder' or 'array_record'")
-    layout = (groups.EXPECTED_DOMAIN_LAYOUT if config.model == 'cyclegan'
+    layout = (groups.EXPECTED_DOMAIN_LAYOUT if grouping == 'domains'
               else groups.EXPECTED_GROUP_LAYOUT)
     _require(bool(data.root) and os.path.isdir(data.root), config, 'data.root',
              f'is not an existing directory; set it to a folder laid out as {layout}')
@@ -236,9 +135,9 @@ def _check_data(config: ml_collections.ConfigDict, class_names: Sequence[str] | 
                f'{folders.EXPECTED_FOLDER_LAYOUT}')
   else:
     _check_labelled_source(config)
-  if config.model in MODEL_GROUPS:
-    _require(data.groups == MODEL_GROUPS[config.model], config, 'data.groups',
-             f"must be {MODEL_GROUPS[config.model]!r} for model {config.model!r}")
+  if grouping != 'classes':
+    _require(data.groups == grouping, config, 'data.groups',
+             f"must be {grouping!r} for model {config.model!r}")
     return  # the groups' names come from the layout
   # A file source with num_classes 0 takes the data's classes (input_pipeline.pipeline).
   if class_names is not None and not (data.source != 'synthetic' and data.num_classes == 0):
@@ -262,19 +161,31 @@ _BOUNDS = (  # key, test, what the value must be
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int,
-             class_names: Sequence[str] | None = None) -> None:
-  """Raises ConfigError for the first problem found; `class_names`: the training data's classes."""
-  model = config.get('model')
-  if model not in REFERENCE_CONFIGS:
-    raise ConfigError(f'config.model = {model!r} is unknown; known models: '
-                      f'{sorted(REFERENCE_CONFIGS)}.')
-  _check_keys(config, REFERENCE_CONFIGS[model].get_config(''), model)
-  _require(config.batch_size > 0 and config.batch_size % num_devices == 0, config, 'batch_size',
-           f'is not divisible by the {num_devices} devices (the batch is split evenly across '
-           f'them); use a multiple of {num_devices}')
-  _check_sizes(config)
-  if model == 'dcam':
-    _check_dcam(config)
-  _check_data(config, class_names)
+             class_names: Sequence[str] | None = None, platform: str | None = None) -> None:
+  """Raises ConfigError for the first problem found; `class_names`: the training data's classes;
+  `platform`: that of the devices ('cpu', 'gpu', 'tpu')."""
+  name = config.get('model')
+  model = registry.get(name)
+  for group in model.groups:
+    if group not in config:
+      raise ConfigError(f'config.{group} is missing (model {name!r}); add it as in '
+                        f'configs/{name}.py.')
+    if not isinstance(config[group], ml_collections.ConfigDict):
+      raise ConfigError(f'config.{group} = {config[group]!r} is a {type(config[group]).__name__}; '
+                        f'expected a group of keys as in configs/{name}.py.')
+  complete = registry.complete(config)  # a key the config lacks takes its default
+  _check_keys(complete, registry.default_config(name), name, model_groups=model.groups)
+  _require(complete.batch_size > 0 and complete.batch_size % num_devices == 0, complete,
+           'batch_size', f'is not divisible by the {num_devices} devices (the batch is split '
+           f'evenly across them); use a multiple of {num_devices}')
+  _require(complete.conv_impl in conv.IMPLS, complete, 'conv_impl',
+           f'is unknown; use one of {conv.IMPLS}')
+  if platform not in (None, 'cpu'):
+    _require(complete.conv_impl != 'cpu_fast', complete, 'conv_impl',
+             f"runs on the CPU only, these devices are {platform}; use 'auto' or 'xla'")
+  _check_loss(complete)
+  model.check(complete)
+  registry.build(complete, len(class_names) if class_names else complete.data.num_classes)
+  _check_data(complete, class_names)
   for key, ok, must in _BOUNDS:
-    _require(ok(_get(config, key)), config, key, f'must be {must}')
+    _require(ok(_get(complete, key)), complete, key, f'must be {must}')

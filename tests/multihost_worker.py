@@ -81,11 +81,11 @@ class _RecordingIterator:
 
 
 def record_run(cfg, workdir: str, mesh=None) -> dict:
-  """training.train(cfg, workdir, mesh) -> what this process wrote and read, per step."""
+  """loop.train(cfg, workdir, mesh) -> what this process wrote and read, per step."""
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
-  from jaxpr_gan import training  # pylint: disable=g-import-not-at-top
+  from jaxpr_gan.training import loop  # pylint: disable=g-import-not-at-top
 
   scalars, batches, writers = {}, [], []
   make_writer, make_dataset = metric_writers.create_default_writer, pipeline.create_train_dataset
@@ -100,7 +100,7 @@ def record_run(cfg, workdir: str, mesh=None) -> dict:
   metric_writers.create_default_writer = recording_writer
   pipeline.create_train_dataset = recording_dataset
   try:
-    training.train(cfg, workdir, mesh=mesh)
+    loop.train(cfg, workdir, mesh=mesh)
   finally:
     metric_writers.create_default_writer = make_writer
     pipeline.create_train_dataset = make_dataset

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from configs import stargan as stargan_config
-from jaxpr_gan import bench
-from jaxpr_gan import objectives
-from jaxpr_gan import training
+from jaxpr_gan.tools import bench
+from jaxpr_gan import registry
+from jaxpr_gan.training import loop
+from jaxpr_gan.training import state as state_lib
+from jaxpr_gan.training import steps as steps_lib
 
 
 def _conv(x, w, stride):
@@ -69,10 +71,10 @@ def _library_fusions(compiled_text: str) -> list[set[str]]:
 @pytest.mark.skipif(jax.default_backend() != 'cpu', reason='an XLA:CPU option')
 def test_cpu_train_steps_leave_convolutions_to_eigen():
   config = stargan_config.get_config('tiny')
-  objective = objectives.build(config, 5)
-  mesh = training.make_mesh()
-  abstract = jax.eval_shape(functools.partial(training.init_state, objective, config))
-  _, g_step, state_sharding, batch_sharding = training.compile_steps(objective, config, mesh,
+  objective = registry.build(config, 5)
+  mesh = steps_lib.make_mesh()
+  abstract = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
+  _, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(objective, config, mesh,
                                                                      abstract)
   state = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                        abstract, state_sharding)
@@ -85,16 +87,14 @@ def test_cpu_train_steps_leave_convolutions_to_eigen():
   assert 'convolution(' in text
 
 
-def test_training_compiles_each_step_once_queues_two_never_transfers(tmp_path, monkeypatch):
-  config = stargan_config.get_config('tiny')
-  config.num_train_steps = 6
-  # No log, sample or checkpoint waits for a step before the end: only the loop's bound on the
-  # steps in flight does. Its waits are recorded (whether a step is done by then depends on speed).
-  config.log_every = config.sample_every = config.checkpoint_every = 6
+def _train_recording_compiles_and_waits(config, workdir, monkeypatch):
+  """Trains `config` in `workdir`; returns the final state, jax's 'Compiling ...' log messages,
+  and per D step queued the number of outputs of the steps before the last one not waited for.
+  The recording patches stay in place: the caller undoes `monkeypatch`."""
   compiled = []
   waited, d_metrics = set(), []
   unwaited = []  # per D step queued: outputs of the steps before the last one not waited for
-  compile_steps, block_until_ready = training.compile_steps, jax.block_until_ready
+  compile_steps, block_until_ready = steps_lib.compile_steps, jax.block_until_ready
 
   def recording_block_until_ready(x):
     waited.update(id(leaf) for leaf in jax.tree.leaves(x))
@@ -111,7 +111,7 @@ def test_training_compiles_each_step_once_queues_two_never_transfers(tmp_path, m
 
     return (recording_d_step, *rest)
 
-  monkeypatch.setattr(training, 'compile_steps', recording_compile_steps)
+  monkeypatch.setattr(loop.steps_lib, 'compile_steps', recording_compile_steps)
   monkeypatch.setattr(jax, 'block_until_ready', recording_block_until_ready)
 
   class Collect(logging.Handler):
@@ -125,9 +125,39 @@ def test_training_compiles_each_step_once_queues_two_never_transfers(tmp_path, m
   jax_logger.addHandler(handler)
   try:
     with jax.log_compiles():
-      state = training.train(config, str(tmp_path / 'run'))
+      state = loop.train(config, workdir)
   finally:
     jax_logger.removeHandler(handler)
+  return state, compiled, unwaited
+
+
+def _compiled_steps_and_device_inputs(config):
+  """The compiled D and G steps, with a state, a batch and a key already on the devices."""
+  mesh = steps_lib.make_mesh()
+  objective = registry.build(config, 5)
+  abstract = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
+  d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(objective, config,
+                                                                          mesh, abstract)
+  state = jax.jit(functools.partial(state_lib.init_state, objective, config),
+                  out_shardings=state_sharding)()
+  size = config.data.image_size
+  batch = {'image': jax.device_put(np.zeros((config.batch_size, size, size, 3), np.uint8),
+                                   batch_sharding['image']),
+           'label': jax.device_put(np.arange(config.batch_size, dtype=np.int32) % 5,
+                                   batch_sharding['label'])}
+  rng = jax.device_put(jax.random.PRNGKey(0), jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec()))
+  return d_step, g_step, state, batch, rng
+
+
+def test_training_compiles_each_step_once_queues_two_never_transfers(tmp_path, monkeypatch):
+  config = stargan_config.get_config('tiny')
+  config.num_train_steps = 6
+  # No log, sample or checkpoint waits for a step before the end: only the loop's bound on the
+  # steps in flight does. Its waits are recorded (whether a step is done by then depends on speed).
+  config.log_every = config.sample_every = config.checkpoint_every = 6
+  state, compiled, unwaited = _train_recording_compiles_and_waits(
+      config, str(tmp_path / 'run'), monkeypatch)
   names = [c.split(' ')[1] for c in compiled]
   assert names.count('jit(d_step)') == 1 and names.count('jit(g_step)') == 1, names
   assert len(compiled) == len(set(compiled)), 'a function was compiled twice for one signature'
@@ -138,20 +168,7 @@ def test_training_compiles_each_step_once_queues_two_never_transfers(tmp_path, m
   monkeypatch.undo()
 
   # Inside a step nothing moves between host and device: inputs already live on the devices.
-  mesh = training.make_mesh()
-  objective = objectives.build(config, 5)
-  abstract = jax.eval_shape(functools.partial(training.init_state, objective, config))
-  d_step, g_step, state_sharding, batch_sharding = training.compile_steps(objective, config,
-                                                                          mesh, abstract)
-  state = jax.jit(functools.partial(training.init_state, objective, config),
-                  out_shardings=state_sharding)()
-  size = config.data.image_size
-  batch = {'image': jax.device_put(np.zeros((config.batch_size, size, size, 3), np.uint8),
-                                   batch_sharding['image']),
-           'label': jax.device_put(np.arange(config.batch_size, dtype=np.int32) % 5,
-                                   batch_sharding['label'])}
-  rng = jax.device_put(jax.random.PRNGKey(0), jax.sharding.NamedSharding(
-      mesh, jax.sharding.PartitionSpec()))
+  d_step, g_step, state, batch, rng = _compiled_steps_and_device_inputs(config)
   with jax.transfer_guard('disallow'):
     for _ in range(2):
       state, _ = d_step(state, batch, rng)
@@ -169,7 +186,7 @@ def test_bfloat16_compute_keeps_losses_within_1_percent_of_float32(name):
   module = importlib.import_module(f'configs.{name}')
   c32, c16 = module.get_config('tiny'), module.get_config('tiny')
   c16.compute_dtype = 'bfloat16'
-  o32, o16 = objectives.build(c32, 5), objectives.build(c16, 5)
+  o32, o16 = registry.build(c32, 5), registry.build(c16, 5)
   size = c32.data.image_size
   images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
   params = o32.init(jax.random.PRNGKey(0), images[:1])

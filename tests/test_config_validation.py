@@ -11,7 +11,8 @@ from configs import stargan as stargan_config
 from configs import twocet as twocet_config
 from input_pipeline import synthetic
 from jaxpr_gan import config_validation
-from jaxpr_gan import training
+from jaxpr_gan import registry
+from jaxpr_gan.training import loop
 from jaxpr_gan.config_validation import ConfigError
 
 MODULES = {'stargan': stargan_config, 'sargan': sargan_config, 'mmagan': mmagan_config,
@@ -65,7 +66,8 @@ def test_every_shipped_variant_validates(model, variant, num_devices):
 @pytest.mark.parametrize('key,value,suggestion', [
     ('batchsize', 8, 'config.batch_size'),
     ('data.image_sise', 16, 'config.data.image_size'),
-    ('generator.num_res', 3, "known: ['block', 'conv_dim', 'image_residual', 'num_blocks'"),
+    ('generator.depth', 3, "known: ['block', 'block_args', 'conv_dim', 'image_residual', "
+                           "'num_blocks', 'num_down']"),
 ])
 def test_unknown_key_suggests_the_closest(key, value, suggestion):
   config = _tiny('sargan' if key.startswith('generator') else 'stargan')
@@ -94,10 +96,15 @@ def test_int_for_float_and_list_for_tuple_are_accepted():
   config_validation.validate(config, 8, _names(config))
 
 
-def test_missing_key():
+def test_a_missing_key_takes_its_default_and_a_missing_group_is_named():
   config = _tiny()
-  del config.loss['lambda_gp']
-  with pytest.raises(ConfigError, match=re.escape('config.loss.lambda_gp is missing')):
+  del config.loss['lambda_gp']  # an older run's config, say
+  del config['conv_impl']
+  config_validation.validate(config, 8, _names(config))
+  assert registry.build(registry.complete(config), 5).lambda_gp == 10.0
+  assert registry.complete(config).conv_impl == 'auto'
+  del config['discriminator']
+  with pytest.raises(ConfigError, match=re.escape('config.discriminator is missing')):
     config_validation.validate(config, 8, _names(config))
 
 
@@ -187,22 +194,22 @@ def test_train_fails_fast_before_compiling(tmp_path, monkeypatch):
   """batch 7 on the 8 test devices: stopped before the objective is built or anything compiled."""
   def never(*args, **kwargs):
     raise AssertionError('validation must come before building and compiling')
-  monkeypatch.setattr(training.objectives, 'build', never)
-  monkeypatch.setattr(training, 'compile_steps', never)
+  monkeypatch.setattr(loop.registry, 'build', never)
+  monkeypatch.setattr(loop.steps_lib, 'compile_steps', never)
   config = _tiny()
   config.batch_size = 7
   with pytest.raises(ConfigError, match=re.escape('config.batch_size = 7')):
-    training.train(config, str(tmp_path / 'run'))
+    loop.train(config, str(tmp_path / 'run'))
 
 
 @pytest.mark.parametrize('variant,key,value,more', [
-    ('tiny', 'generator.architecture', 'vit', "'resnet' or 'unet'"),
+    ('tiny', 'generator.architecture', 'vit', "['resnet', 'unet']"),
     ('tiny', 'discriminator.architecture', 'big', "'basic'"),
-    ('tiny', 'loss.adversarial', 'hinge', "('bce', 'lsgan')"),
+    ('tiny', 'loss.adversarial', 'wasserstein', "'bce', 'hinge', 'lsgan', 'ns'"),
     ('tiny', 'data.image_size', 24, "multiple of 16"),
     ('tiny+patchgan', 'data.image_size', 16, 'PatchGAN'),
     ('tiny+patchgan', 'data.image_size', 20, 'PatchGAN'),
-    ('quick+unet', 'generator.unet_num_downs', 4, '>= 5'),
+    ('quick+unet', 'generator.num_downs', 4, '>= 5'),
     ('tiny', 'data.groups', 'classes', "'domains'"),
     ('tiny', 'generator.dropout', 1.0, '[0, 1)'),
 ])

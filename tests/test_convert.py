@@ -10,10 +10,10 @@ import torch  # test-only dependency (requirements.txt), as for the conversion i
 from configs import cyclegan as cyclegan_config
 from configs import sargan as sargan_config
 from configs import stargan as stargan_config
-from jaxpr_gan import convert
-from jaxpr_gan import evaluation
-from jaxpr_gan import layers
-from jaxpr_gan import objectives
+from jaxpr_gan.tools import convert
+from jaxpr_gan.evaluation import restore
+from jaxpr_gan.nn import cpu_conv
+from jaxpr_gan import registry
 from tests import torch_official
 
 NUM_CLASSES = 5
@@ -60,7 +60,8 @@ def test_stargan_generator_and_discriminator_equal_the_official_modules(stargan_
   files = {'generator': os.path.join(os.path.dirname(workdir), '10-G.ckpt'),
            'discriminator': os.path.join(os.path.dirname(workdir), '10-D.ckpt')}
   assert replaced == ['g', 'd']
-  objective, g_params, class_names, step = evaluation.restore_generator(config, workdir)
+  run = restore.restore(workdir)
+  objective, g_params, class_names, step = run.objective, run.g_params, run.class_names, run.step
   assert step == 10 and class_names == [f'class{i}' for i in range(NUM_CLASSES)]
   x, c = _inputs(16)
   ours = objective.generator.apply({'params': g_params}, jnp.asarray(x), jnp.asarray(c))
@@ -78,10 +79,10 @@ def test_stargan_generator_and_discriminator_equal_the_official_modules(stargan_
 
 def test_paper_size_stargan_generator_with_winograd_blocks_equals_the_official_module(tmp_path):
   """128 px, 64 filters, 6 blocks, batch 4: the residual blocks' 256-channel convolutions run as
-  Winograd's F(4x4, 3x3) (layers._winograd_applies), the rest as in the tiny test above."""
+  Winograd's F(4x4, 3x3) (cpu_conv._winograd_applies), the rest as in the tiny test above."""
   config = stargan_config.get_config()
   g = torch_official.randomize(torch_official.StarGenerator(64, NUM_CLASSES, 6), 3)
-  objective = objectives.build(config, NUM_CLASSES)
+  objective = registry.build(config, NUM_CLASSES)
   shapes = jax.eval_shape(objective.init, jax.random.key(0),
                           jnp.zeros((1, 128, 128, 3), jnp.uint8))
   template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)  # D's init takes 19 s
@@ -91,8 +92,8 @@ def test_paper_size_stargan_generator_with_winograd_blocks_equals_the_official_m
   x = rng.uniform(-1, 1, (4, 128, 128, 3)).astype(np.float32)
   c = np.eye(NUM_CLASSES, dtype=np.float32)[[0, 1, 3, 4]]
   block = jax.ShapeDtypeStruct((4, 32, 32, 256), jnp.float32)
-  assert layers._winograd_applies(block, jax.ShapeDtypeStruct((3, 3, 256, 256), jnp.float32), 1,
-                                  ((1, 1), (1, 1)))
+  assert cpu_conv._winograd_applies(block, jax.ShapeDtypeStruct((3, 3, 256, 256), jnp.float32), 1,
+                                     ((1, 1), (1, 1)))
   ours = jax.jit(objective.generator.apply)({'params': params['g']}, jnp.asarray(x),
                                              jnp.asarray(c))
   (theirs,) = _torch(g, x, c)
@@ -107,7 +108,7 @@ def test_sargan_generator_equals_the_official_module(tmp_path):
   objective_params, replaced = convert.convert_params(
       config, {'generator': _save(g, tmp_path / 'G.ckpt')}, _template(config))
   assert replaced == ['g']
-  objective = objectives.build(config, NUM_CLASSES)
+  objective = registry.build(config, NUM_CLASSES)
   x, c = _inputs(32, seed=1)
   ours = objective.generator.apply({'params': objective_params['g']}, jnp.asarray(x),
                                    jnp.asarray(c))
@@ -116,7 +117,7 @@ def test_sargan_generator_equals_the_official_module(tmp_path):
 
 
 def _template(config):
-  objective = objectives.build(config, NUM_CLASSES)
+  objective = registry.build(config, NUM_CLASSES)
   size = config.data.image_size
   return jax.device_get(objective.init(jax.random.key(0), jnp.zeros((1, size, size, 3),
                                                                     jnp.uint8)))
@@ -132,7 +133,7 @@ def test_cyclegan_resnet_and_patchgan_equal_the_official_modules(tmp_path):
            for i, (k, m) in enumerate(mods.items())}
   params, replaced = convert.convert_params(config, files, _template(config))
   assert sorted(replaced) == ['d/a', 'd/b', 'g/a2b', 'g/b2a']
-  objective = objectives.build(config, 2)
+  objective = registry.build(config, 2)
   x, _ = _inputs(32, seed=2)
   for ours, theirs in [(objective.translate(params['g'], jnp.asarray(x), 'a2b'),
                         _torch(mods['generator'], x)[0]),

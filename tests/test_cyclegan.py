@@ -15,11 +15,11 @@ from input_pipeline import folders
 from input_pipeline import pipeline
 from input_pipeline import synthetic
 from jaxpr_gan import checkpointing
-from jaxpr_gan import evaluation
-from jaxpr_gan import evaluation_groups
-from jaxpr_gan import objectives
-from jaxpr_gan import training
-from jaxpr_gan import visualization
+from jaxpr_gan.evaluation import evaluate
+from jaxpr_gan.evaluation import two_group
+from jaxpr_gan import registry
+from jaxpr_gan.training import loop
+from jaxpr_gan import images
 from jaxpr_gan.models import cyclegan
 from tests import image_fixtures
 
@@ -65,7 +65,7 @@ def test_folder_domains_follow_the_cyclegan_layout(tmp_path):
 def tiny_objective():
   config = _config()
   config.loss.lambda_identity = 0.5
-  objective = objectives.build(config, 2)
+  objective = registry.build(config, 2)
   params = objective.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3), jnp.uint8))
   return config, objective, params
 
@@ -101,8 +101,8 @@ def test_bce_and_least_squares_variants_differ_only_in_the_adversarial_term():
   assert (official.discriminator.architecture, official.loss.adversarial,
           official.loss.lambda_identity) == ('patch', 'lsgan', 0.5)
   unet = cyclegan_config.get_config('quick+unet')
-  assert isinstance(objectives.build(unet, 2).generator, cyclegan.UnetGenerator)
-  assert unet.generator.unet_num_downs == 5  # 32 px down to 1x1
+  assert isinstance(registry.build(unet, 2).generator, cyclegan.UnetGenerator)
+  assert unet.generator.num_downs == 5  # 32 px down to 1x1
 
 
 class _PerfectStyle:
@@ -119,7 +119,7 @@ class _PerfectStyle:
     style = self._styles[1] if direction == 'a2b' else self._styles[0]
 
     def render(y):
-      keys = [self._faces[img.tobytes()] for img in visualization.to_uint8(y)]
+      keys = [self._faces[img.tobytes()] for img in images.to_uint8(y)]
       out = [synthetic.render_face(i, c, style=style, size=self._size) for i, c in keys]
       return np.stack(out).astype(np.float32) / 127.5 - 1.0
     return jax.pure_callback(render, jax.ShapeDtypeStruct(x.shape, jnp.float32), x)
@@ -129,14 +129,14 @@ def test_domain_evaluation_of_a_perfect_and_an_identity_model(tmp_path):
   config = _config()
   config.eval.num_identities = 3
   ids = synthetic.identity_ids('test')[:3]
-  report = evaluation_groups.evaluate_domains(config, _PerfectStyle(config, ids), None,
+  report = two_group.evaluate_domains(config, _PerfectStyle(config, ids), None,
                                               str(tmp_path))
   for direction in ('a2b', 'b2a'):
     assert report[direction]['num_pairs'] == 3 * 5
     assert report[direction]['paired_l1'] == pytest.approx(0.0, abs=1e-6)
     assert report[direction]['improvement_rate'] == 1.0
   same = type('Same', (), {'translate': lambda self, g, x, direction='a2b': x})()
-  report = evaluation_groups.evaluate_domains(config, same, None, str(tmp_path))
+  report = two_group.evaluate_domains(config, same, None, str(tmp_path))
   assert report['a2b']['improvement_rate'] == 0.0
   assert report['a2b']['paired_l1'] == pytest.approx(report['a2b']['input_as_output']['paired_l1'])
   assert os.path.exists(os.path.join(tmp_path, 'grid.png'))
@@ -145,13 +145,13 @@ def test_domain_evaluation_of_a_perfect_and_an_identity_model(tmp_path):
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('cyclegan4'))
-  return workdir, jax.device_get(training.train(_config(), workdir))
+  return workdir, jax.device_get(loop.train(_config(), workdir))
 
 
 def test_tiny_run_trains_evaluates_and_resumes_exactly(uninterrupted, tmp_path):
   workdir, state = uninterrupted
   assert int(state.step) == 4 and int(state.aux['a']['count']) == 3  # the pool is full
-  report = evaluation.evaluate(_config(), workdir)
+  report = evaluate.evaluate(workdir, config=_config())
   with open(os.path.join(workdir, 'eval', 'metrics.json')) as f:
     assert json.load(f)['a2b']['num_pairs'] == 10 * 5
   assert 0.0 <= report['b2a']['improvement_rate'] <= 1.0
@@ -162,6 +162,6 @@ def test_tiny_run_trains_evaluates_and_resumes_exactly(uninterrupted, tmp_path):
   shutil.copytree(workdir, resumed, ignore=shutil.ignore_patterns('eval'))
   shutil.rmtree(os.path.join(resumed, 'checkpoints', '4'))
   assert checkpointing.Checkpointer(resumed).latest_step() == 2
-  again = jax.device_get(training.train(_config(), resumed))
+  again = jax.device_get(loop.train(_config(), resumed))
   for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(again), strict=True):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -8,6 +8,7 @@ import pytest
 
 from jaxpr_gan.models import count_params
 from jaxpr_gan.models import cyclegan
+from jaxpr_gan.nn import layers
 
 
 def _image(size, batch=2):
@@ -141,7 +142,7 @@ def test_conv_transpose_matches_pytorch(kernel, output_padding):
 
 def test_reflect_pad_is_pytorch_reflection():
   x = jnp.arange(4.0).reshape(1, 1, 4, 1)
-  out = cyclegan._reflect_pad(x, 2)
+  out = layers.reflect_pad(x, 2)
   np.testing.assert_array_equal(out[0, 2, :, 0], [2, 1, 0, 1, 2, 3, 2, 1])
 
 

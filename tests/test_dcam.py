@@ -11,12 +11,14 @@ import pytest
 from configs import dcam as dcam_config
 from jaxpr_gan import checkpointing
 from jaxpr_gan import config_validation
-from jaxpr_gan import evaluation
+from jaxpr_gan.evaluation import evaluate
 from jaxpr_gan import inference
-from jaxpr_gan import layers
-from jaxpr_gan import losses
-from jaxpr_gan import objectives
-from jaxpr_gan import training
+from jaxpr_gan.nn import attention
+from jaxpr_gan.nn import layers
+from jaxpr_gan.objectives import losses
+from jaxpr_gan import registry
+from jaxpr_gan.training import loop
+from jaxpr_gan.training import state as state_lib
 from jaxpr_gan.models import count_params
 from jaxpr_gan.models import dcam
 from jaxpr_gan.models import vgg
@@ -96,8 +98,8 @@ def test_decoder_injects_the_control_after_every_decoder_conv_but_the_last():
 
 def test_mask_in_unit_interval_and_blend_of_eq_7():
   g, params, x, c = _tiny_generator()
-  out, state = g.apply({'params': params}, x, c, mutable=['intermediates'])
-  (mask,) = state['intermediates']['attention_map']
+  out, state = g.apply({'params': params}, x, c, mutable=[attention.MASKS])
+  (mask,) = state[attention.MASKS]['mask']  # the generator's declared attention mask
   assert mask.shape == (2, 16, 16, 1)
   assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
   assert 0.0 < float(mask.min()) < float(mask.max()) < 1.0  # not saturated at random init
@@ -108,8 +110,8 @@ def test_mask_in_unit_interval_and_blend_of_eq_7():
     return dict(params, att=att)
 
   # M = 0: the input, exactly; M = 1: G_trans's colouring y alone.
-  off, state = g.apply({'params': with_mask_bias(-1e4)}, x, c, mutable=['intermediates'])
-  assert float(jnp.max(state['intermediates']['attention_map'][0])) == 0.0
+  off, state = g.apply({'params': with_mask_bias(-1e4)}, x, c, mutable=[attention.MASKS])
+  assert float(jnp.max(state[attention.MASKS]['mask'][0])) == 0.0
   np.testing.assert_array_equal(np.asarray(off), np.asarray(x))
   on = g.apply({'params': with_mask_bias(1e4)}, x, c)
   trans_only = dcam.Generator(conv_dim=4, num_enc_res=1, num_dec_res=2, mapping_dim=8,
@@ -120,7 +122,7 @@ def test_mask_in_unit_interval_and_blend_of_eq_7():
   # The inference signature reports this mask.
   config = dcam_config.get_config('tiny')
   config.generator.num_dec_res = 2  # as _tiny_generator
-  objective = objectives.build(config, 5)
+  objective = registry.build(config, 5)
   image, m = inference.translate_fn(objective)(params, x, jnp.array([0, 3]), None, None)
   np.testing.assert_allclose(np.asarray(image), np.asarray(out), atol=1e-6)
   np.testing.assert_allclose(np.asarray(m), np.asarray(mask[..., 0]), atol=1e-6)
@@ -196,8 +198,8 @@ def test_vgg19_equals_keras_vgg19_on_the_same_random_weights(tmp_path):
 
 def test_vgg19_equals_torchvision_layout_on_the_same_random_weights(tmp_path):
   torch = pytest.importorskip('torch')
-  from tests import torch_official  # pylint: disable=g-import-not-at-top
-  net = torch_official.randomize(torch_official.VGG19(), 0).eval()
+  from tests import torch_official, torch_official_features  # pylint: disable=g-import-not-at-top
+  net = torch_official.randomize(torch_official_features.VGG19(), 0).eval()
   path = str(tmp_path / 'vgg19.pth')
   torch.save(net.state_dict(), path)
   params, kind = vgg.load_weights(path, vgg.convs_needed(['relu4_2']))
@@ -257,10 +259,10 @@ def test_missing_weights_file_names_the_config_key(tmp_path):
   config = dcam_config.get_config('tiny')
   config.loss.cx_network = 'vgg19'
   with pytest.raises(contextual.MissingWeightsError, match='config.loss.vgg19_weights is empty'):
-    training.train(config, str(tmp_path / 'a'))
+    loop.train(config, str(tmp_path / 'a'))
   config.loss.vgg19_weights = str(tmp_path / 'missing.h5')
   with pytest.raises(contextual.MissingWeightsError, match='missing.h5.* does not exist'):
-    training.train(config, str(tmp_path / 'b'))
+    loop.train(config, str(tmp_path / 'b'))
 
 
 def test_tiny_config_trains_with_a_weights_file_records_it_and_evaluates(tmp_path):
@@ -279,7 +281,7 @@ def test_tiny_config_trains_with_a_weights_file_records_it_and_evaluates(tmp_pat
   _write_legacy_keras_h5(weights, file_params)
   config.loss.vgg19_weights = weights
   workdir = str(tmp_path / 'run')
-  state = training.train(config, workdir)
+  state = loop.train(config, workdir)
   assert int(state.step) == config.num_train_steps
   for conv in convs:  # the loss used the file's weights, unchanged by training
     np.testing.assert_array_equal(np.asarray(state.aux['features'][conv]['kernel']),
@@ -291,7 +293,7 @@ def test_tiny_config_trains_with_a_weights_file_records_it_and_evaluates(tmp_pat
   ckpt = checkpointing.Checkpointer(workdir, max_to_keep=None, async_save=False)
   assert ckpt.meta(config.num_train_steps)['contextual_loss'] == record
   ckpt.close()
-  report = evaluation.evaluate(config, workdir)
+  report = evaluate.evaluate(workdir, config=config)
   assert report['num_pairs'] == 10 * 5 * 4 and np.isfinite(report['paired_l1'])
   assert 0.0 <= report['improvement_rate'] <= 1.0
 
@@ -305,7 +307,7 @@ def tiny_batch():
 @pytest.mark.parametrize('variant', ['tiny', 'tiny+no_cl', 'tiny+stargan_am', 'tiny+stargan_dc'])
 def test_generator_loss_terms_per_variant(variant, tiny_batch):
   config = dcam_config.get_config(variant)
-  objective = objectives.build(config, 5)
+  objective = registry.build(config, 5)
   params = objective.init(jax.random.PRNGKey(0), tiny_batch['image'])
   aux = objective.init_aux(16)
   batch = objective.g_inputs(aux, tiny_batch)
@@ -333,13 +335,13 @@ def test_paper_config_sizes_and_schedule():
           config.optim.decay_every) == (16, 200_000, 100_000, 1000)
   assert (config.optim.g_lr, config.optim.b1, config.optim.b2) == (1e-4, 0.5, 0.999)
   assert (config.loss.lambda_cx, config.loss.lambda_cls, config.loss.lambda_gp) == (0.1, 1, 10)
-  objective = objectives.build(config, 4)
+  objective = registry.build(config, 4)
   x = jnp.zeros((1, 128, 128, 3))
   params = jax.eval_shape(objective.generator.init, jax.random.PRNGKey(0), x, jnp.zeros((1, 4)))
   assert len(params['params']['mapping']) == 9
   assert len([k for k in params['params']['att'] if k.startswith('ResidualBlock')]) == 6
   # Constant for 100k iterations, then lowered every 1000 to 0 at 200k.
-  lr = lambda s: float(training.learning_rate(1e-4, jnp.asarray(s), 200_000, 100_000, 1000))
+  lr = lambda s: float(state_lib.learning_rate(1e-4, jnp.asarray(s), 200_000, 100_000, 1000))
   assert lr(0) == lr(100_999) == np.float32(1e-4)
   np.testing.assert_allclose([lr(101_000), lr(101_999), lr(150_500), lr(200_000)],
                              [0.99e-4, 0.99e-4, 0.5e-4, 0.0], rtol=1e-6)
@@ -370,7 +372,7 @@ def test_parameter_count_at_paper_size_by_hand():
   att = (encoder + 6 * res + 4 * 4 * 256 * 128 + 256 + 4 * 4 * 128 * 64 + 128
          + 7 * 7 * 64 + 1)
   mapping = 4 * 512 + 512 + 7 * (512 * 512 + 512) + 512 * 64 + 64
-  objective = objectives.build(dcam_config.get_config(''), 4)
+  objective = registry.build(dcam_config.get_config(''), 4)
   x = jnp.zeros((1, 128, 128, 3))
   assert count_params(objective.generator, x, jnp.zeros((1, 4))) == trans + att + mapping
   assert trans + att + mapping == 18_918_593

@@ -12,9 +12,10 @@ from configs import cyclegan as cyclegan_config
 from configs import sargan as sargan_config
 from configs import twocet as twocet_config
 from input_pipeline import decoding
-from jaxpr_gan import edit
-from jaxpr_gan import export
-from jaxpr_gan import inference
+from jaxpr_gan.tools import edit
+from jaxpr_gan.tools import export
+from jaxpr_gan import images
+from jaxpr_gan.evaluation import restore
 from tests import image_fixtures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +32,7 @@ def runs(tmp_path_factory):
       ('cyclegan', cyclegan_config.get_config('tiny'), ['photo', 'anime']),
       ('twocet', twocet_config.get_config('tiny'), EXPRESSIONS)]:
     workdir = str(tmp / name)
-    inference.write_run(config, classes, workdir, step=3)
+    restore.write_run(config, classes, workdir, step=3)
     meta = export.export_run(workdir, str(tmp / f'{name}.jaxgen'))
     made[name] = (workdir, str(tmp / f'{name}.jaxgen'), meta)
   return made
@@ -43,13 +44,14 @@ def _faces(n, size, seed=0):
 
 def test_exported_file_equals_the_framework_outputs_for_every_family(runs):
   for name, (workdir, path, meta) in runs.items():
-    _, objective, g_params, class_names, step = inference.load_run(workdir)
+    run = restore.restore(workdir)
+    objective, g_params, class_names, step = run.objective, run.g_params, run.class_names, run.step
     assert step == 3 and meta['class_names'] == list(class_names)
     assert meta['image_size'] == 16 and 'uint8 / 127.5 - 1' in meta['normalisation']
     assert 'cpu' in meta['platforms']
     model = export.load(path)
     faces = _faces(3, 16)  # a batch size the export never saw: the batch is symbolic
-    x = jnp.asarray(faces, jnp.float32) / 127.5 - 1
+    x = images.to_float(jnp.asarray(faces))
     ref = _faces(1, 16, seed=1)
     out, mask = model(faces, target=1, rho=0.5, reference=ref)
     if name == 'sargan':
@@ -59,12 +61,12 @@ def test_exported_file_equals_the_framework_outputs_for_every_family(runs):
     elif name == 'cyclegan':
       truth = objective.translate(g_params, x, 'a2b')  # target 1: to the second domain
       back, _ = model(faces, target=0)
-      back_truth = np.rint((np.asarray(objective.translate(g_params, x, 'b2a')) + 1) * 127.5)
-      assert np.abs(back.astype(float) - np.clip(back_truth, 0, 255)).max() <= 1
+      back_truth = images.to_uint8(objective.translate(g_params, x, 'b2a'))
+      assert np.abs(back.astype(float) - back_truth).max() <= 1
     else:
-      truth = objective.transfer(g_params, x, jnp.asarray(np.repeat(ref, 3, 0),
-                                                            jnp.float32) / 127.5 - 1, 0.5)
-    truth = np.clip(np.rint((np.asarray(truth) + 1) * 127.5), 0, 255)
+      truth = objective.transfer(g_params, x, images.to_float(jnp.asarray(np.repeat(ref, 3, 0))),
+                                 0.5)
+    truth = images.to_uint8(truth).astype(float)
     # uint8 rounding of two float paths that agree to ~1e-6: at most one level apart
     assert np.abs(out.astype(float) - truth).max() <= 1, name
     assert np.mean(out.astype(float) != truth) < 0.01, name
@@ -117,7 +119,7 @@ def test_edit_command_line(runs, tmp_path):
   photo = tmp_path / 'me.jpg'
   Image.fromarray(_faces(1, 48)[0]).save(photo)
   out = tmp_path / 'edits'
-  cmd = [sys.executable, '-m', 'jaxpr_gan.edit', '--model', runs['cyclegan'][1], '--input',
+  cmd = [sys.executable, '-m', 'jaxpr_gan.tools.edit', '--model', runs['cyclegan'][1], '--input',
          str(photo), '--out', str(out), '--box', '4,4,44,44']
   done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                         env={**os.environ, 'JAX_PLATFORMS': 'cpu'})

@@ -7,14 +7,14 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxpr_gan.metrics import distribution
-from jaxpr_gan.metrics import inception
+from jaxpr_gan.evaluation.metrics import distribution
+from jaxpr_gan.evaluation.metrics import inception
 
 
 def _random_fid_inception(torch, seed=0):
   """pytorch-fid's network with random weights and batch-norm statistics of sane scale."""
-  from tests import torch_official  # pylint: disable=g-import-not-at-top
-  net = torch_official.FIDInceptionV3().eval()
+  from tests import torch_official_features  # pylint: disable=g-import-not-at-top
+  net = torch_official_features.FIDInceptionV3().eval()
   gen = torch.Generator().manual_seed(seed)
   with torch.no_grad():
     for m in net.modules():

@@ -14,8 +14,10 @@ import pytest
 
 from configs import stargan as stargan_config
 from jaxpr_gan import checkpointing
-from jaxpr_gan import objectives
-from jaxpr_gan import training
+from jaxpr_gan import registry
+from jaxpr_gan.training import loop
+from jaxpr_gan.training import state as state_lib
+from jaxpr_gan.training import steps as steps_lib
 from tests import conftest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,12 +48,12 @@ def _equal(a, b):
 def test_nonfinite_update_leaves_state_unchanged_and_is_counted():
   config = _config()
   config.ema_decay = 0.5
-  objective = objectives.build(config, 5)
-  state = training.init_state(objective, config)
+  objective = registry.build(config, 5)
+  state = state_lib.init_state(objective, config)
   batch = {'image': jnp.full((8, 16, 16, 3), 100, jnp.uint8), 'label': jnp.arange(8) % 5}
   rng = jax.random.PRNGKey(3)
-  d_bad, _ = map(jax.jit, training.make_step_fns(_PoisonedD(objective), config))
-  d_good, g_good = map(jax.jit, training.make_step_fns(objective, config))
+  d_bad, _ = map(jax.jit, steps_lib.make_step_fns(_PoisonedD(objective), config))
+  d_good, g_good = map(jax.jit, steps_lib.make_step_fns(objective, config))
 
   after, metrics = d_bad(state, batch, rng)
   _equal((after.params, after.opt_state, after.ema_params), (state.params, state.opt_state,
@@ -75,15 +77,15 @@ def test_consecutive_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpo
   workdir = str(tmp_path)
   config = _config()
   config.num_train_steps = 2
-  training.train(config, workdir)  # good steps 1-2, checkpoint at 2
+  loop.train(config, workdir)  # good steps 1-2, checkpoint at 2
   config = _config()
   config.log_every = 1
   config.max_nonfinite_steps = 2
-  build = objectives.build
-  monkeypatch.setattr(objectives, 'build', lambda *a: _PoisonedD(build(*a)))
-  with pytest.raises(training.NonFiniteError,
+  build = registry.build
+  monkeypatch.setattr(loop.registry, 'build', lambda *a: _PoisonedD(build(*a)))
+  with pytest.raises(loop.NonFiniteError,
                      match=re.escape("2 consecutive D updates up to step 4 (from step 3)")) as e:
-    training.train(config, workdir)
+    loop.train(config, workdir)
   assert "non-finite since the last log: ['D/adv', 'D/grad_norm']" in str(e.value)
   assert 'newest checkpoint (step 2)' in str(e.value)
   assert checkpointing.Checkpointer(workdir).all_steps() == [2]

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpr_gan.metrics import image_quality
+from jaxpr_gan.evaluation.metrics import image_quality
 
 
 def test_psnr_known_mse():
@@ -46,9 +46,9 @@ def test_psnr_and_ssim_equal_scikit_image():
 
 def test_lpips_equals_the_lpips_computation_on_the_same_weights(tmp_path):
   torch = pytest.importorskip('torch')
-  from tests import torch_official  # pylint: disable=g-import-not-at-top
-  from jaxpr_gan.metrics import lpips  # pylint: disable=g-import-not-at-top
-  net = torch_official.randomize(torch_official.LPIPS(), 0).eval()
+  from tests import torch_official, torch_official_features  # pylint: disable=g-import-not-at-top
+  from jaxpr_gan.evaluation.metrics import lpips  # pylint: disable=g-import-not-at-top
+  net = torch_official.randomize(torch_official_features.LPIPS(), 0).eval()
   with torch.no_grad():  # lin weights are non-negative in the released file
     for k in range(5):
       w = getattr(net, f'lin{k}').model[1].weight

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpr_gan import losses
+from jaxpr_gan.objectives import losses
 
 
 def test_gradient_penalty_linear_critic():
@@ -46,23 +46,21 @@ def test_cross_entropies():
 
 
 def test_learning_rate_constant_then_linear_decay_to_zero():
-  from jaxpr_gan import training  # pylint: disable=g-import-not-at-top
-  lr = [float(training.learning_rate(1e-4, jnp.asarray(s), num_steps=10, num_decay_steps=4))
+  from jaxpr_gan.training import state as state_lib  # pylint: disable=g-import-not-at-top
+  lr = [float(state_lib.learning_rate(1e-4, jnp.asarray(s), num_steps=10, num_decay_steps=4))
         for s in (0, 6, 7, 8, 10)]
   np.testing.assert_allclose(lr, [1e-4, 1e-4, 0.75e-4, 0.5e-4, 0.0], rtol=1e-6)
-  assert float(training.learning_rate(3e-4, jnp.asarray(5), 10, 0)) == np.float32(3e-4)
+  assert float(state_lib.learning_rate(3e-4, jnp.asarray(5), 10, 0)) == np.float32(3e-4)
 
 
-def test_adversarial_losses_by_hand():
+def test_label_losses_by_hand():
   zeros = jnp.zeros((2, 4, 4, 1))
-  assert float(losses.adversarial(zeros, 1.0, 'bce')) == pytest.approx(np.log(2.0))
-  assert float(losses.adversarial(zeros + 3.0, 0.0, 'lsgan')) == pytest.approx(9.0)
-  assert float(losses.adversarial(zeros + 3.0, 1.0, 'lsgan')) == pytest.approx(4.0)
+  assert float(losses.binary_cross_entropy(zeros, 1.0)) == pytest.approx(np.log(2.0))
+  assert float(losses.least_squares(zeros + 3.0, 0.0)) == pytest.approx(9.0)
+  assert float(losses.least_squares(zeros + 3.0, 1.0)) == pytest.approx(4.0)
   # softplus(-x) for a real label: large logits cost almost nothing.
-  assert float(losses.adversarial(zeros + 20.0, 1.0, 'bce')) == pytest.approx(np.exp(-20.0),
-                                                                              rel=1e-3)
-  with pytest.raises(ValueError, match='unknown adversarial loss'):
-    losses.adversarial(zeros, 1.0, 'hinge')
+  assert float(losses.binary_cross_entropy(zeros + 20.0, 1.0)) == pytest.approx(np.exp(-20.0),
+                                                                               rel=1e-3)
 
 
 def test_r1_penalty_of_a_linear_critic_is_half_the_squared_weight_norm():

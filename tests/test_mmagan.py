@@ -11,14 +11,16 @@ import pytest
 from configs import mmagan as mmagan_config
 from configs import sargan as sargan_config
 from input_pipeline import synthetic
-from jaxpr_gan import attention
-from jaxpr_gan import evaluation
-from jaxpr_gan import losses
-from jaxpr_gan import objectives
-from jaxpr_gan import training
-from jaxpr_gan import visualization
+from jaxpr_gan.nn import attention
+from jaxpr_gan.evaluation import evaluate
+from jaxpr_gan.evaluation import intensity
+from jaxpr_gan.objectives import losses
+from jaxpr_gan import registry
+from jaxpr_gan.training import loop
+from jaxpr_gan import images
 from jaxpr_gan.models import count_params
 from jaxpr_gan.models import mmagan
+from jaxpr_gan.models import stargan
 
 CLASSES = ['neutral', 'happy', 'sad', 'angry', 'surprised']
 
@@ -30,12 +32,19 @@ def _mmarm_count(c: int) -> int:
   return 4 * 9 * c * c + 2 * 16 * c * c + 6 * 2 * c + (c * h + h) + (h * c + c) + 2 * 49 + 1
 
 
+def _generator(variant: str = '', **overrides) -> stargan.Generator:
+  """MMA-GAN's generator: the preset of StarGAN's that configs/mmagan.py declares."""
+  config = mmagan_config.get_config(variant)
+  config.generator.update(overrides)
+  return registry.build(config, 7).generator
+
+
 def test_parameter_counts_at_paper_size():
   x = jnp.zeros((1, 128, 128, 3))
   # StarGAN's G at 7 classes is 8,436,800 (8,430,528 at 5 classes + 2*64*7*7) of which its six
   # residual blocks hold 6 * 2 * (256*256*9 + 512); MMA-GAN puts six MMARMs in their place.
   shell = 8_430_528 + 2 * 64 * 49 - 6 * 2 * (256 * 256 * 9 + 512)
-  assert count_params(mmagan.Generator(), x, jnp.zeros((1, 7))) == shell + 6 * _mmarm_count(256) == 28_161_266
+  assert count_params(_generator(), x, jnp.zeros((1, 7))) == shell + 6 * _mmarm_count(256) == 28_161_266
   # StarGAN's D at 7 classes (44,778,432) plus the 2x2 code head (7 outputs) and intensity head.
   assert count_params(mmagan.Discriminator(image_size=128, num_classes=7), x) == 44_778_432 + 2048 * 4 * 7 + 2048 * 4 == 44_843_968
 
@@ -57,7 +66,7 @@ def test_attention_maps_lie_in_unit_interval():
 
 @pytest.mark.parametrize('size', [16, 24])  # 24: odd sizes inside the module (6 -> 3 -> 1)
 def test_global_residual_returns_input_when_residual_branch_is_zero(size):
-  g = mmagan.Generator(conv_dim=4, num_blocks=2)
+  g = _generator(conv_dim=4, num_blocks=2)
   x = jax.random.uniform(jax.random.PRNGKey(1), (2, size, size, 3), minval=-1.0, maxval=1.0)
   z = jnp.array([[0, 0.3, 0, 0, 0], [0, 0, 0, 1.0, 0]])
   params = g.init(jax.random.PRNGKey(0), x, z)['params']
@@ -68,7 +77,7 @@ def test_global_residual_returns_input_when_residual_branch_is_zero(size):
 
 
 def test_too_small_an_image_for_the_module_depth_is_a_clear_error():
-  g = mmagan.Generator(conv_dim=4, num_blocks=1)  # 12 px -> 3x3 features, depth 2 needs 4x4
+  g = _generator(conv_dim=4, num_blocks=1)  # 12 px -> 3x3 features, depth 2 needs 4x4
   with pytest.raises(ValueError, match='raise data.image_size'):
     g.init(jax.random.PRNGKey(0), jnp.zeros((1, 12, 12, 3)), jnp.zeros((1, 5)))
 
@@ -76,7 +85,7 @@ def test_too_small_an_image_for_the_module_depth_is_a_clear_error():
 @pytest.fixture(scope='module')
 def tiny_objective():
   config = mmagan_config.get_config('tiny')
-  objective = objectives.build(config, len(CLASSES))
+  objective = registry.build(config, len(CLASSES))
   params = objective.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3), jnp.uint8))
   return objective, params
 
@@ -132,10 +141,10 @@ def _oracle_translate(config, ids):
             for i in ids for c in range(len(CLASSES))}
 
   def render(x, target, rho):
-    images = visualization.to_uint8(x)
+    faces = images.to_uint8(x)
     out = [synthetic.render_face(lookup[img.tobytes()], int(t), intensity=float(r), style=style,
-                                 size=size) for img, t, r in zip(images, target, rho)]
-    return np.stack(out).astype(np.float32) / 127.5 - 1.0
+                                 size=size) for img, t, r in zip(faces, target, rho)]
+    return images.to_float(np.stack(out))
 
   def translate(x, target, rho=None):
     rho = jnp.ones(target.shape) if rho is None else jnp.broadcast_to(rho, target.shape)
@@ -149,7 +158,7 @@ def test_intensity_evaluation_of_a_perfect_and_an_identity_model(tmp_path):
   config.eval.num_identities = 2
   config.data.image_size = 32  # at 16 px some adjacent intensities render alike
   ids = synthetic.identity_ids('test')[:2]
-  perfect = evaluation.evaluate_intensity(config, _oracle_translate(config, ids), CLASSES,
+  perfect = intensity.evaluate_intensity(config, _oracle_translate(config, ids), CLASSES,
                                           str(tmp_path))
   assert perfect['num_pairs'] == 2 * (4 + 4 * 3)  # non-neutral targets other than the source
   np.testing.assert_allclose(perfect['mean_estimated_intensity'], config.eval.intensities,
@@ -159,7 +168,7 @@ def test_intensity_evaluation_of_a_perfect_and_an_identity_model(tmp_path):
   assert perfect['mean_abs_intensity_error'] == pytest.approx(0.0, abs=1e-6)
   assert os.path.exists(tmp_path / 'intensity.png')
   # A model that ignores rho (returns its input) has one estimate for every rho, no correlation.
-  frozen = evaluation.evaluate_intensity(config, lambda x, target, rho=None: x, CLASSES,
+  frozen = intensity.evaluate_intensity(config, lambda x, target, rho=None: x, CLASSES,
                                          str(tmp_path))
   assert frozen['spearman'] is None or abs(frozen['spearman']) < 1e-9
   assert len(set(np.round(frozen['mean_estimated_intensity'], 9))) == 1
@@ -173,7 +182,7 @@ def test_every_variant_builds(variant):
   assert config.model == 'mmagan'
   config.data.image_size = 16
   config.discriminator.repeat_num = 4
-  objective = objectives.build(config, config.data.num_classes)
+  objective = registry.build(config, config.data.num_classes)
   params = jax.eval_shape(objective.init, jax.random.PRNGKey(0), jnp.zeros((2, 16, 16, 3),
                                                                             jnp.uint8))
   src, cls, cor, rho = jax.eval_shape(objective.discriminator.apply, {'params': params['d']},
@@ -194,9 +203,9 @@ def test_every_variant_builds(variant):
 def test_tiny_config_trains_and_evaluates(config_module, tmp_path):
   config = config_module.get_config('tiny')
   workdir = str(tmp_path)
-  state = training.train(config, workdir)
+  state = loop.train(config, workdir)
   assert int(state.step) == config.num_train_steps
-  report = evaluation.evaluate(config, workdir)
+  report = evaluate.evaluate(workdir, config=config)
   with open(os.path.join(workdir, 'eval', 'metrics.json')) as f:
     assert json.load(f)['num_pairs'] == report['num_pairs'] == 10 * 5 * 4
   assert np.isfinite(report['paired_l1']) and 0.0 <= report['improvement_rate'] <= 1.0

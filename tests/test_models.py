@@ -15,7 +15,7 @@ def test_stargan_parameter_counts_match_official_code():
 
 
 def test_stargan_output_shapes():
-  g = stargan.Generator(conv_dim=4, num_res=1)
+  g = stargan.Generator(conv_dim=4, num_blocks=1)
   d = stargan.Discriminator(image_size=32, num_classes=7, conv_dim=4, repeat_num=4)
   x = jnp.zeros((3, 32, 32, 3))
   gp = g.init(jax.random.PRNGKey(0), x, jnp.zeros((3, 7)))

@@ -20,9 +20,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxpr_gan import checkpointing
-from jaxpr_gan import evaluation
-from jaxpr_gan import objectives
-from jaxpr_gan import training
+from jaxpr_gan.evaluation import restore
+from jaxpr_gan import registry
+from jaxpr_gan.training import state as state_lib
+from jaxpr_gan.training import steps as steps_lib
 from tests import conftest
 from tests import multihost_worker as worker
 
@@ -68,7 +69,7 @@ def reference(launched, data_dir, tmp_path_factory):
   """The same run in this process, on 8 devices."""
   del launched  # started first
   workdir = str(tmp_path_factory.mktemp('1x8'))
-  run = worker.record_run(worker.config(data_dir), workdir, mesh=training.make_mesh())
+  run = worker.record_run(worker.config(data_dir), workdir, mesh=steps_lib.make_mesh())
   run['workdir'] = workdir
   return run
 
@@ -111,9 +112,9 @@ def multihost(launched, reference):
 def _state_template():
   """The train state's shapes, replicated on this process's devices (the run's may be others)."""
   config = worker.config('')
-  replicated = jax.sharding.NamedSharding(training.make_mesh(), jax.sharding.PartitionSpec())
-  abstract = jax.eval_shape(functools.partial(training.init_state,
-                                              objectives.build(config, 3), config))
+  replicated = jax.sharding.NamedSharding(steps_lib.make_mesh(), jax.sharding.PartitionSpec())
+  abstract = jax.eval_shape(functools.partial(state_lib.init_state,
+                                              registry.build(config, 3), config))
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
                       abstract)
 
@@ -164,7 +165,8 @@ def test_final_parameters_agree(multihost, reference):
   assert diff.max() <= 2 * lr * config.num_train_steps
   assert np.mean(diff > 1e-6) < 0.005, np.mean(diff > 1e-6)
   # eval.py on one machine reads the checkpoint of the 2 processes.
-  _, g_params, class_names, step = evaluation.restore_generator(config, workdir)
+  run = restore.restore(workdir)
+  g_params, class_names, step = run.g_params, run.class_names, run.step
   assert (class_names, step) == (['happy', 'neutral', 'sad'], 3)
   for x, y in zip(jax.tree.leaves(g_params), jax.tree.leaves(_final_params(workdir)['g'])):
     np.testing.assert_array_equal(x, y)

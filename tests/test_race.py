@@ -4,8 +4,7 @@ import textwrap
 
 import pytest
 
-from jaxpr_gan import bench
-from jaxpr_gan import race
+from jaxpr_gan.tools import race
 
 
 def test_missing_clone_names_what_to_pass(tmp_path):
@@ -57,7 +56,9 @@ def test_row_reports_pytorch_time_over_ours(tmp_path):
   row = race.row(theirs, ours)
   # Iteration with n_critic 5: PyTorch 6 + 12 / 5 = 8.4 s, ours 3 + 24 / 5 = 7.8 s.
   assert '| 2.00, 0.50, 1.08 |' in row and '8.40 / 7.80' in row
-  path = tmp_path / 'race.md'
-  for _ in range(2):
-    bench.append(str(path), row, race.HEADER, race.INTRO)
-  assert path.read_text().count(race.HEADER) == 1 and path.read_text().count(row) == 2
+  path = tmp_path / 'docs' / 'race.md'
+  race.write(str(path), race.row(theirs, {'d_step_s': 1.0, 'g_step_s': 1.0}))
+  race.write(str(path), row)  # the newest figures replace the last
+  text = path.read_text()
+  assert text.startswith(race.INTRO) and text.count(race.HEADER) == 1
+  assert text.endswith(row) and text.count('\n| 20') == 1

@@ -29,8 +29,8 @@ import pytest
 
 from configs import stargan as stargan_config
 from jaxpr_gan import checkpointing
-from jaxpr_gan import objectives
-from jaxpr_gan import training
+from jaxpr_gan import registry
+from jaxpr_gan.training import state as state_lib
 from tests import conftest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,7 +121,7 @@ def _committed_steps(workdir: str) -> list[int]:
 @functools.cache
 def _template():
   config = _config()
-  return jax.eval_shape(functools.partial(training.init_state, objectives.build(config, 5), config))
+  return jax.eval_shape(functools.partial(state_lib.init_state, registry.build(config, 5), config))
 
 
 def _checkpoint(workdir: str, step: int | None = None):

@@ -5,18 +5,24 @@ import numpy as np
 import pytest
 
 from configs import sargan as sargan_config
-from jaxpr_gan import attention
-from jaxpr_gan import objectives
+from jaxpr_gan.nn import attention
+from jaxpr_gan import registry
 from jaxpr_gan.models import count_params
-from jaxpr_gan.models import sargan
 from jaxpr_gan.models import stargan
+
+
+def _generator(variant: str = '', **overrides) -> stargan.Generator:
+  """SARGAN's generator: the preset of StarGAN's that configs/sargan.py declares."""
+  config = sargan_config.get_config(variant)
+  config.generator.update(overrides)
+  return registry.build(config, 7).generator
 
 
 def test_sargan_parameter_counts_match_official_code():
   # arbishakram/SARGAN with c_dim=7 at 128 px: G 3,203,394 parameters of which 189,249 belong to
   # an attention module its forward pass never uses (left out here); D 44,778,432.
   x = jnp.zeros((1, 128, 128, 3))
-  assert count_params(sargan.Generator(), x, jnp.zeros((1, 7))) == 3_014_145
+  assert count_params(_generator(), x, jnp.zeros((1, 7))) == 3_014_145
   assert count_params(stargan.Discriminator(image_size=128, num_classes=7), x) == 44_778_432
 
 
@@ -29,7 +35,7 @@ def test_sarb_block_parameter_count():
 
 @pytest.mark.parametrize('size', [16, 12])  # 12: odd sizes inside the hourglass (3 -> 2 -> 1)
 def test_output_shape_and_image_residual(size):
-  g = sargan.Generator(conv_dim=4)
+  g = _generator(conv_dim=4)
   x = jax.random.uniform(jax.random.PRNGKey(1), (2, size, size, 3), minval=-1.0, maxval=1.0)
   c = jax.nn.one_hot(jnp.array([0, 3]), 5)
   params = g.init(jax.random.PRNGKey(0), x, c)['params']
@@ -40,7 +46,7 @@ def test_output_shape_and_image_residual(size):
   zeroed = dict(params, to_rgb={'kernel': jnp.zeros_like(params['to_rgb']['kernel'])})
   np.testing.assert_array_equal(np.asarray(g.apply({'params': zeroed}, x, c)), np.asarray(x))
   # Without the image residual the output is tanh(...) only.
-  g0 = sargan.Generator(conv_dim=4, image_residual=False)
+  g0 = _generator(conv_dim=4, image_residual=False)
   assert float(jnp.max(jnp.abs(g0.apply({'params': params}, x, c)))) <= 1.0
   np.testing.assert_array_equal(np.asarray(g0.apply({'params': zeroed}, x, c)), 0.0)
 
@@ -53,6 +59,9 @@ def test_sarb_attention_map_in_unit_interval():
   alpha = state['intermediates']['attention']['__call__'][0]
   assert alpha.shape == (2, 6, 6, 1)
   assert bool(jnp.all((alpha > 0) & (alpha < 1)))
+  # ... and it is the block's declared attention mask (edit --mask, masks.png).
+  _, masks = sarb.apply(params, x, mutable=[attention.MASKS])
+  np.testing.assert_array_equal(np.asarray(masks[attention.MASKS]['mask'][0]), np.asarray(alpha))
 
 
 @pytest.mark.parametrize('variant', ['', 'quick', 'tiny', 'code_lambda', 'vanilla_block',
@@ -61,11 +70,11 @@ def test_sarb_attention_map_in_unit_interval():
 def test_every_variant_builds(variant):
   config = sargan_config.get_config(variant)
   assert config.model == 'sargan'
-  objective = objectives.build(config, config.data.num_classes)
+  objective = registry.build(config, config.data.num_classes)
   # Shapes at the tiny size, whatever the variant's own size (D sized accordingly).
   config.data.image_size = 16
   config.discriminator.repeat_num = 4
-  objective = objectives.build(config, config.data.num_classes)
+  objective = registry.build(config, config.data.num_classes)
   images = jnp.zeros((2, 16, 16, 3), jnp.uint8)
   params = jax.eval_shape(objective.init, jax.random.PRNGKey(0), images)
   g_out = jax.eval_shape(objective.translate, params['g'], jnp.zeros((2, 16, 16, 3)),

@@ -12,12 +12,12 @@ from configs import twocet as twocet_config
 from input_pipeline import folders
 from input_pipeline import pipeline
 from input_pipeline import synthetic
-from jaxpr_gan import evaluation
-from jaxpr_gan import evaluation_groups
-from jaxpr_gan import losses
-from jaxpr_gan import objectives
-from jaxpr_gan import training
-from jaxpr_gan import visualization
+from jaxpr_gan.evaluation import evaluate
+from jaxpr_gan.evaluation import two_group
+from jaxpr_gan.objectives import losses
+from jaxpr_gan import registry
+from jaxpr_gan.training import loop
+from jaxpr_gan import images
 from tests import image_fixtures
 
 
@@ -54,7 +54,7 @@ def test_folder_groups_take_expression_subfolders_as_classes(tmp_path):
 @pytest.fixture(scope='module')
 def tiny_objective():
   config = twocet_config.get_config('tiny')
-  objective = objectives.build(config, 5)
+  objective = registry.build(config, 5)
   params = objective.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3), jnp.uint8))
   return config, objective, params
 
@@ -105,7 +105,7 @@ class _PerfectTransfer:
     return np.stack(out).astype(np.float32) / 127.5 - 1.0
 
   def _lookup(self, x):
-    return [self._faces[img.tobytes()] for img in visualization.to_uint8(x)]
+    return [self._faces[img.tobytes()] for img in images.to_uint8(x)]
 
   def _call(self, fn, x, *more):
     return jax.pure_callback(fn, jax.ShapeDtypeStruct(x.shape, jnp.float32), x, *more)
@@ -129,7 +129,7 @@ def test_reference_evaluation_of_a_perfect_model_scores_the_truth(tmp_path):
   config.eval.num_identities = 3
   classes = synthetic.EXPRESSIONS[:5]
   perfect = _PerfectTransfer(config, synthetic.identity_ids('test')[:3])
-  report, _ = evaluation_groups.evaluate_reference(config, perfect, None, classes, str(tmp_path))
+  report, _ = two_group.evaluate_reference(config, perfect, None, classes, str(tmp_path))
   assert report['transfer']['num_pairs'] == 3 * 2 * 4  # targets x 2 references x classes
   assert report['neutralize']['num_pairs'] == 3 * 4
   for part in ('transfer', 'neutralize'):
@@ -142,9 +142,9 @@ def test_reference_evaluation_of_a_perfect_model_scores_the_truth(tmp_path):
 def test_tiny_config_trains_and_evaluates(tmp_path):
   config = twocet_config.get_config('tiny')
   workdir = str(tmp_path)
-  state = training.train(config, workdir)
+  state = loop.train(config, workdir)
   assert int(state.step) == 4 and jax.tree.leaves(state.ema_params)
-  report = evaluation.evaluate(config, workdir)
+  report = evaluate.evaluate(workdir, config=config)
   with open(os.path.join(workdir, 'eval', 'metrics.json')) as f:
     assert json.load(f)['transfer']['num_pairs'] == 10 * 2 * 4
   assert report['neutralize']['num_pairs'] == 10 * 4
@@ -159,7 +159,7 @@ def test_class_mean_codes_average_each_class_of_the_training_faces(tiny_objectiv
   config, objective, params = tiny_objective
   config = config.copy_and_resolve_references()
   config.eval.codes_per_class = 3
-  codes = evaluation_groups.class_mean_codes(config, objective, params['g'], 5)
+  codes = two_group.class_mean_codes(config, objective, params['g'], 5)
   emotional = pipeline.make_source(config.data, 'train').groups[1]
   sad = [emotional[int(i)]['image'] for i in np.flatnonzero(emotional.labels() == 2)[:3]]
   want = objective.encode(params['g'], np.stack(sad).astype(np.float32) / 127.5 - 1).mean(0)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpr_gan import layers
+from jaxpr_gan.nn import layers
 from jaxpr_gan.models import count_params
 from jaxpr_gan.models import twocet
 

@@ -10,12 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpr_gan import layers
-
-
-def _reflect_pad(x: jnp.ndarray, pad: int) -> jnp.ndarray:
-  """`torch.nn.ReflectionPad2d(pad)` on NHWC (the edge pixel is not repeated)."""
-  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+from jaxpr_gan.nn import layers
 
 
 def _conv_transpose(features: int, kernel: int, stride: int, padding: int, output_padding: int,
@@ -44,11 +39,11 @@ class ResnetBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, deterministic: bool = True) -> jnp.ndarray:
     d = self.dtype
-    h = layers.conv(self.features, 3, 1, 0, dtype=d)(_reflect_pad(x, 1))
+    h = layers.conv(self.features, 3, 1, 0, dtype=d)(layers.reflect_pad(x, 1))
     h = nn.relu(_norm(d)(h))
     if self.dropout > 0:
       h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
-    h = layers.conv(self.features, 3, 1, 0, dtype=d)(_reflect_pad(h, 1))
+    h = layers.conv(self.features, 3, 1, 0, dtype=d)(layers.reflect_pad(h, 1))
     return x + _norm(d)(h)
 
 
@@ -72,7 +67,7 @@ class ResnetGenerator(nn.Module):
       raise ValueError(f'ResnetGenerator: image size {x.shape[1:3]} must be a multiple of '
                        f'2**num_down = {factor} so that the output has the input size.')
     d = self.dtype
-    h = layers.conv(self.ngf, 7, 1, 0, dtype=d)(_reflect_pad(x.astype(d), 3))
+    h = layers.conv(self.ngf, 7, 1, 0, dtype=d)(layers.reflect_pad(x.astype(d), 3))
     h = nn.relu(_norm(d)(h))
     ch = self.ngf
     for _ in range(self.num_down):
@@ -85,7 +80,7 @@ class ResnetGenerator(nn.Module):
       ch //= 2
       h = _conv_transpose(ch, 3, 2, 1, 1, dtype=d)(h)
       h = nn.relu(_norm(d)(h))
-    h = layers.conv(3, 7, 1, 0, dtype=d, name='to_rgb')(_reflect_pad(h, 3))
+    h = layers.conv(3, 7, 1, 0, dtype=d, name='to_rgb')(layers.reflect_pad(h, 3))
     return jnp.tanh(h).astype(jnp.float32)
 
 
@@ -188,6 +183,11 @@ class BasicDiscriminator(nn.Module):
     h = layers.conv(2 * self.ndf, 4, 2, 1, dtype=d)(h)
     h = nn.leaky_relu(_norm(d)(h), negative_slope=0.2)
     return layers.conv(1, 4, 4, 0, dtype=d, name='head')(h).astype(jnp.float32)
+
+
+# config.generator.architecture / config.discriminator.architecture -> the network.
+GENERATORS = {'resnet': ResnetGenerator, 'unet': UnetGenerator}
+DISCRIMINATORS = {'basic': BasicDiscriminator, 'patch': PatchDiscriminator}
 
 
 def init_image_pool(size: int, image_size: int, channels: int = 3) -> dict:

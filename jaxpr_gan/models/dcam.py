@@ -16,7 +16,8 @@ and an expression head).
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpr_gan import layers
+from jaxpr_gan.nn import attention
+from jaxpr_gan.nn import layers
 from jaxpr_gan.models import stargan
 
 
@@ -114,7 +115,7 @@ def blend(x: jnp.ndarray, y: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
 
 
 class Generator(nn.Module):
-  """G(x in [-1, 1], one-hot c) -> image; the mask is sown as 'attention_map' for inference."""
+  """G(x in [-1, 1], one-hot c) -> image; the mask is sown as the attention mask (`sow_mask`)."""
   conv_dim: int = 64
   num_down: int = 2
   num_enc_res: int = 3
@@ -142,5 +143,5 @@ class Generator(nn.Module):
       return y
     mask = MaskNetwork(self.conv_dim, self.num_down, self.num_mask_res, dtype=self.dtype,
                        name='att')(x)
-    self.sow('intermediates', 'attention_map', mask)  # read by inference (masks)
+    attention.sow_mask(self, mask)
     return blend(x, y, mask)

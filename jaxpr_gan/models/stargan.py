@@ -1,37 +1,39 @@
 """StarGAN networks (Choi et al. 2018), layer for layer as yunjey/stargan's model.py.
 
-G: 7x7 conv, `num_down` stride-2 4x4 convs, `num_res` residual blocks, `num_down` transposed
-4x4 convs, 7x7 conv + tanh; bias-free convs, InstanceNorm with affine parameters.
+G: 7x7 conv, `num_down` stride-2 4x4 convs, `num_blocks` residual blocks, `num_down` transposed
+4x4 convs, 7x7 conv + tanh; bias-free convs, InstanceNorm with affine parameters. The blocks are
+chosen by name (`jaxpr_gan.nn.blocks`), so StarGAN's descendants that change only the
+bottleneck and the output are presets of this generator (SARGAN, MMA-GAN: configs/).
 D: `repeat_num` stride-2 4x4 convs with LeakyReLU(0.01), then a 3x3 source head (PatchGAN map)
 and a class head whose kernel covers the whole remaining map.
 """
+from typing import Mapping
+
+from flax.core import FrozenDict
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpr_gan import attention
-from jaxpr_gan import layers
+from jaxpr_gan.nn import blocks
+from jaxpr_gan.nn import layers
 
 
 class Generator(nn.Module):
-  """Maps (image in [-1, 1], target-domain vector) to an image.
+  """Maps (image in [-1, 1], target-domain vector c) to an image.
 
-  `block` and `image_residual` make the descendants that only change the bottleneck and the
-  output: 'sarb' blocks and `image_residual=True` (output tanh(...) + x, not clamped) are SARGAN;
-  'mmarm' blocks with it are MMA-GAN, whose c is the intensity-scaled code z = c * rho.
+  `block` names the bottleneck block (`jaxpr_gan.nn.blocks`), built with `block_args`;
+  `image_residual` makes the output tanh(...) + x (not clamped).
   """
   conv_dim: int = 64
-  num_res: int = 6
+  num_blocks: int = 6
   num_down: int = 2
-  block: str = 'residual'  # 'residual' (StarGAN) | 'sarb' (SARGAN) | 'mmarm' (MMA-GAN)
+  block: str = 'residual'
+  block_args: Mapping = FrozenDict()
   image_residual: bool = False
   dtype: layers.Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, c: jnp.ndarray) -> jnp.ndarray:
-    blocks = {'residual': layers.ResidualBlock, 'sarb': attention.SARB,
-              'mmarm': attention.MMARM}
-    if self.block not in blocks:
-      raise ValueError(f'unknown block {self.block!r}: use one of {sorted(blocks)}.')
+    block = blocks.get(self.block)
     d = self.dtype
     h = layers.tile_condition(x, c).astype(d)
     h = layers.conv(self.conv_dim, 7, 1, 3, use_bias=False, dtype=d)(h)
@@ -41,8 +43,8 @@ class Generator(nn.Module):
       ch *= 2
       h = layers.conv(ch, 4, 2, 1, use_bias=False, dtype=d)(h)
       h = nn.relu(layers.instance_norm(dtype=d)(h))
-    for _ in range(self.num_res):
-      h = blocks[self.block](ch, dtype=d)(h)
+    for _ in range(self.num_blocks):
+      h = block(ch, dtype=d, **self.block_args)(h)
     for _ in range(self.num_down):
       ch //= 2
       h = layers.conv_transpose(ch, 4, 2, 1, use_bias=False, dtype=d)(h)

@@ -21,7 +21,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpr_gan import layers
+from jaxpr_gan.nn import layers
 
 
 def _check_size(image_size: int) -> None:
@@ -42,11 +42,6 @@ def _lrelu(x: jnp.ndarray) -> jnp.ndarray:
 def _avg_pool2(x: jnp.ndarray) -> jnp.ndarray:
   """`F.avg_pool2d(x, 2)`."""
   return nn.avg_pool(x, (2, 2), strides=(2, 2))
-
-
-def _upsample2(x: jnp.ndarray) -> jnp.ndarray:
-  """`F.interpolate(x, scale_factor=2, mode='nearest')` on NHWC."""
-  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 class ResBlk(nn.Module):
@@ -90,11 +85,11 @@ class AdainResBlk(nn.Module):
     dim_in = x.shape[-1]
     h = _lrelu(layers.AdaIN(dim_in, dtype=d, name='norm1')(x, code))
     if self.upsample:
-      h = _upsample2(h)
+      h = layers.upsample2(h)
     h = layers.conv(self.features, 3, 1, 1, dtype=d, name='conv1')(h)
     h = _lrelu(layers.AdaIN(self.features, dtype=d, name='norm2')(h, code))
     h = layers.conv(self.features, 3, 1, 1, dtype=d, name='conv2')(h)
-    s = _upsample2(x) if self.upsample else x
+    s = layers.upsample2(x) if self.upsample else x
     if dim_in != self.features:
       s = layers.conv(self.features, 1, use_bias=False, dtype=d, name='conv1x1')(s)
     return (h + s) / math.sqrt(2)

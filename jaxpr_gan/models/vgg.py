@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpr_gan import layers
+from jaxpr_gan.nn import layers
 
 # (block, convolutions, channels) of VGG19 (configuration E) and VGG16 (D).
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))

@@ -11,33 +11,44 @@ An objective holds a family's networks and loss weights and is used through pure
   g_loss(g_params, d_params, batch, rng, step) -> (loss, metrics)
   sample_cells(g_params, batch) -> (rows, cols, H, W, 3) float images for sample pictures
 `family` names the evaluation protocol: 'conditional', 'two_domain' or 'reference'.
+
+Objectives are frozen keyword-only dataclasses whose loss fields are the keys of
+`config.loss` (the registry builds them with `**config.loss`); the adversarial fields below are
+shared by every family (`objectives.adversarial`).
 """
+import dataclasses
 from typing import Any
 
-import jax.numpy as jnp
+from jaxpr_gan.objectives import adversarial as adversarial_lib
 
 Params = Any
 
 
-def to_float(images: jnp.ndarray) -> jnp.ndarray:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return images.astype(jnp.float32) / 127.5 - 1.0
-
-
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Objective:
   """Defaults: the batch is labelled faces, and there is no extra state."""
-  family: str = 'conditional'
-  batch_keys: tuple[str, ...] = ('image', 'label')
+  adversarial: str = 'wgan_gp'  # a kind of objectives.adversarial
+  lambda_gp: float = 10.0  # WGAN-GP's gradient penalty ('wgan_gp' only)
+  lambda_r1: float = 0.0  # R1 penalty on real images (any kind); 0: none
+  r1_every: int = 1  # lazy R1: every k-th D step, weighted k times
+
+  family = 'conditional'
+  batch_keys = ('image', 'label')
+
+  @property
+  def adv(self) -> adversarial_lib.Adversarial:
+    return adversarial_lib.Adversarial(self.adversarial, self.lambda_gp, self.lambda_r1,
+                                       self.r1_every)
 
   def init_aux(self, image_size: int) -> Any:
     del image_size
     return {}
 
-  def d_inputs(self, aux, g_params: Params, batch: dict[str, jnp.ndarray], rng):
+  def d_inputs(self, aux, g_params: Params, batch, rng):
     del g_params, rng
     return batch, aux
 
-  def g_inputs(self, aux, batch: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
+  def g_inputs(self, aux, batch):
     del aux
     return batch
 

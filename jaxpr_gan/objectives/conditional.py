@@ -1,8 +1,9 @@
 """Objectives of the label-conditioned family (StarGAN and its descendants).
 
-D: WGAN-GP + expression classification of real faces.
+D: adversarial (WGAN-GP in StarGAN's code; `loss.adversarial`) + expression classification of
+   real faces.
 G: adversarial + classification of the translated face + L1 reconstruction after translating back.
-Weights come from `config.loss`; the networks are any G(x, c) and D(x) -> (src, cls).
+Weights come from `config.loss`; the networks are any G(x, c) and D(x) -> (src, cls, ...).
 """
 import dataclasses
 from typing import Any
@@ -11,14 +12,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpr_gan import losses
+from jaxpr_gan.images import to_float
+from jaxpr_gan.objectives import losses
 from jaxpr_gan.objectives.base import Objective
-from jaxpr_gan.objectives.base import to_float
 
 Params = Any
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ConditionalGAN(Objective):
   """Networks and loss weights of a StarGAN-style model; all methods are pure."""
   generator: nn.Module
@@ -26,7 +27,6 @@ class ConditionalGAN(Objective):
   num_classes: int
   lambda_cls: float = 1.0
   lambda_rec: float = 10.0
-  lambda_gp: float = 10.0
 
   def init(self, rng: jax.Array, images: jnp.ndarray) -> dict[str, Params]:
     g_rng, d_rng = jax.random.split(rng)
@@ -73,7 +73,6 @@ class ConditionalGAN(Objective):
 
   def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
              rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-    del step  # no schedule in this family
     perm_rng, alpha_rng = jax.random.split(rng)
     x = to_float(batch['image'])
     labels = batch['label']
@@ -81,15 +80,18 @@ class ConditionalGAN(Objective):
     fake = jax.lax.stop_gradient(self.translate(g_params, x, targets, rho))
     real_src, real_cls, *_ = self._discriminate(d_params, x)
     fake_out = self._discriminate(d_params, fake)
-    alpha = jax.random.uniform(alpha_rng, (x.shape[0], 1, 1, 1))
-    adv = losses.wgan_critic(real_src, fake_out[0])
+    critic = lambda z: self._discriminate(d_params, z)[0]
+    adv, penalty, adv_metrics = self.adv.critic_loss(critic, x, fake, real_src, fake_out[0],
+                                                     alpha_rng, step)
     cls = losses.softmax_cross_entropy(real_cls, labels)
-    gp = losses.gradient_penalty(lambda z: self._discriminate(d_params, z)[0], x, fake, alpha)
     extra, extra_metrics = self._code_terms(fake_out, targets, rho, for_generator=False)
-    total = adv + self.lambda_cls * cls + self.lambda_gp * gp + extra
+    total = adv + self.lambda_cls * cls
+    if penalty is not None:
+      total = total + penalty
+    total = total + extra
     acc = jnp.mean(jnp.argmax(real_cls, -1) == labels)
-    return total, {'D/loss': total, 'D/adv': adv, 'D/cls': cls, 'D/gp': gp, 'D/cls_acc': acc,
-                   **extra_metrics}
+    return total, {'D/loss': total, 'D/adv': adv, 'D/cls': cls, 'D/cls_acc': acc,
+                   **{f'D/{k}': v for k, v in adv_metrics.items()}, **extra_metrics}
 
   def g_loss(self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray],
              rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
@@ -99,7 +101,7 @@ class ConditionalGAN(Objective):
     targets, rho = self._targets(rng, labels)
     fake = self.translate(g_params, x, targets, rho)
     fake_out = self._discriminate(d_params, fake)
-    adv = losses.wgan_generator(fake_out[0])
+    adv = self.adv.generator_loss(fake_out[0])
     cls = losses.softmax_cross_entropy(fake_out[1], targets)
     total, metrics = adv + self.lambda_cls * cls, {'G/adv': adv, 'G/cls': cls}
     if self.lambda_rec:  # DCAM-GAN keeps identity by the contextual loss instead

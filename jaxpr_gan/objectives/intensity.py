@@ -4,7 +4,7 @@ The generator is conditioned on z = c * rho (one-hot target class times an inten
 [0, 1], drawn uniformly per sample in training), so rho = 0 gives the same code for every class.
 D additionally regresses the code (D_cor) and the intensity (rho-hat) of generated faces:
 
-  L_D = -L_adv + l_cls L_cls^real + l_infoD (L_info + L_rho)                           (eq. 8)
+  L_D =  L_adv + l_cls L_cls^real + l_infoD (L_info + L_rho)                           (eq. 8)
   L_G =  L_adv + l_cls L_cls^fake + l_rec L_rec + l_infoG L_info + l_rho L_rho         (eq. 7)
   L_rec  = ||x - G(G(x, z), D_cor(x))||_1                                              (eq. 2)
   L_info = ||D_cor(G(x, z)) - z||^2,  L_rho = (rho-hat(G(x, z)) - rho)^2               (eq. 5, 6)
@@ -18,13 +18,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxpr_gan import losses
+from jaxpr_gan.objectives import losses
 from jaxpr_gan.objectives import conditional
 
 REC_CODES = ('d_cor', 'label')
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class IntensityGAN(conditional.ConditionalGAN):
   """ConditionalGAN with the code z = c * rho and D's code and intensity heads."""
   lambda_info_g: float = 1.0

@@ -11,7 +11,8 @@ run in every iteration:
      adv_n (eq. 6), cyc_e = ||e - G(n~, E(e))||_1 (eq. 7)
   L_G,E = l_adv_e adv_e + l_cyc_n cyc_n + l_code(t) code - l_ds(t) ds + l_adv_n adv_n
           + l_cyc_e(t) cyc_e                                                   (eq. 5 + eq. 8)
-  L_D = BCE of both heads on real and fake faces + l_r1 R1 on the real faces (official code)
+  L_D = the adversarial loss of both heads on real and fake faces (BCE with R1 on the real
+        faces, weight l_r1, as the official code; `loss.adversarial`)
 The weights marked (t) move linearly with the step (losses.ramp), as the paper's dynamic weights.
 params['g'] = {'generator', 'encoder'}: E is trained with G, by G's optimiser.
 """
@@ -22,26 +23,27 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpr_gan import losses
+from jaxpr_gan.images import to_float
+from jaxpr_gan.objectives import losses
 from jaxpr_gan.objectives.base import Objective
-from jaxpr_gan.objectives.base import to_float
 
 Params = Any
 NEUTRAL, EMOTIONAL = 0, 1
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TwoCycleGAN(Objective):
   """Encoder, generator and two-headed discriminator with 2CET-GAN's weights; pure methods."""
   generator: nn.Module
   encoder: nn.Module
   discriminator: nn.Module
+  adversarial: str = 'bce'
+  lambda_r1: float = 1.0
   code_dim: int = 32
   code_range: tuple[float, float] = (-0.5, 0.5)
   lambda_adv_e: float = 1.0
   lambda_adv_n: float = 1.0
   lambda_cyc_n: float = 1.0
-  lambda_r1: float = 1.0
   code_weight: tuple[float, float, int] = (0.0, 1.0, 5000)  # (start, end, steps): losses.ramp
   ds_weight: tuple[float, float, int] = (1.0, 0.0, 10000)
   cyc_e_weight: tuple[float, float, int] = (1.0, 1.5, 10000)
@@ -86,7 +88,6 @@ class TwoCycleGAN(Objective):
 
   def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
              rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-    del step
     n, e = to_float(batch['image_a']), to_float(batch['image_b'])
     fake_e = jax.lax.stop_gradient(self.generate(g_params, n, self.random_code(rng, n.shape[0])))
     fake_n = jax.lax.stop_gradient(self.neutralize(g_params, e))
@@ -94,11 +95,12 @@ class TwoCycleGAN(Objective):
     for name, group, real, fake in (('e', EMOTIONAL, e, fake_e), ('n', NEUTRAL, n, fake_n)):
       real_out = self._judge(d_params, real, group)
       fake_out = self._judge(d_params, fake, group)
-      adv = losses.adversarial(real_out, 1.0) + losses.adversarial(fake_out, 0.0)
-      r1 = losses.r1_penalty(lambda x, g=group: self._judge(d_params, x, g), real)
-      total = total + adv + self.lambda_r1 * r1
-      metrics.update({f'D/adv_{name}': adv, f'D/r1_{name}': r1,
-                      f'D/real_{name}_acc': jnp.mean(real_out > 0),
+      critic = lambda x, g=group: self._judge(d_params, x, g)
+      adv, penalty, adv_metrics = self.adv.critic_loss(
+          critic, real, fake, real_out, fake_out, jax.random.fold_in(rng, 1 + group), step)
+      total = total + adv if penalty is None else total + adv + penalty
+      metrics.update({f'D/{k}_{name}': v for k, v in adv_metrics.items()})
+      metrics.update({f'D/adv_{name}': adv, f'D/real_{name}_acc': jnp.mean(real_out > 0),
                       f'D/fake_{name}_acc': jnp.mean(fake_out < 0)})
     return total, dict(metrics, **{'D/loss': total})
 
@@ -109,7 +111,7 @@ class TwoCycleGAN(Objective):
     # N -> E -> N
     c1, c2 = self.random_code(k1, n.shape[0]), self.random_code(k2, n.shape[0])
     fake_e = self.generate(g_params, n, c1)
-    adv_e = losses.adversarial(self._judge(d_params, fake_e, EMOTIONAL), 1.0)
+    adv_e = self.adv.generator_loss(self._judge(d_params, fake_e, EMOTIONAL))
     cyc_n = losses.l1(self.neutralize(g_params, fake_e), n)
     code = jnp.mean(jnp.abs(self.encode(g_params, fake_e) - c1))
     fake_e2 = jax.lax.stop_gradient(self.generate(g_params, n, c2))
@@ -120,7 +122,7 @@ class TwoCycleGAN(Objective):
     ds = losses.diversity(fake_e, fake_e2, weights)
     # E -> N -> E
     fake_n = self.neutralize(g_params, e)
-    adv_n = losses.adversarial(self._judge(d_params, fake_n, NEUTRAL), 1.0)
+    adv_n = self.adv.generator_loss(self._judge(d_params, fake_n, NEUTRAL))
     cyc_e = losses.l1(self.generate(g_params, fake_n, self.encode(g_params, e)), e)
     w_code, w_ds, w_cyc_e = (losses.ramp(step, *w) for w in
                              (self.code_weight, self.ds_weight, self.cyc_e_weight))

@@ -1,10 +1,10 @@
 """CycleGAN's objective (Zhu et al. 2017; Face2Anime, Lin et al. 2018): two unpaired domains.
 
 G_ab: A -> B and G_ba: B -> A (params['g'] = {'a2b', 'b2a'}); D_a and D_b judge each domain
-(params['d'] = {'a', 'b'}). With adversarial loss `adv` ('bce', the paper, or 'lsgan', the
-CycleGAN code's default):
-  L_D = 1/2 [adv(D_b(b), 1) + adv(D_b(pool_b(G_ab(a))), 0)] + (the same for D_a)
-  L_G = adv(D_b(G_ab(a)), 1) + adv(D_a(G_ba(b)), 1)
+(params['d'] = {'a', 'b'}). With the adversarial loss `adv` of `loss.adversarial` ('bce', the
+paper, or 'lsgan', the CycleGAN code's default; any kind of `objectives.adversarial`):
+  L_D = 1/2 adv_D(D_b(b), D_b(pool_b(G_ab(a)))) + (the same for D_a) [+ its penalties]
+  L_G = adv_G(D_b(G_ab(a))) + adv_G(D_a(G_ba(b)))
         + l_a ||G_ba(G_ab(a)) - a||_1 + l_b ||G_ab(G_ba(b)) - b||_1             (cycle)
         + l_idt (l_b ||G_ab(b) - b||_1 + l_a ||G_ba(a) - a||_1)                 (identity)
 D sees fakes through a history pool of `pool_size` images (TrainState.aux), as the CycleGAN
@@ -18,16 +18,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpr_gan import losses
+from jaxpr_gan.images import to_float
 from jaxpr_gan.models import cyclegan
+from jaxpr_gan.objectives import losses
 from jaxpr_gan.objectives.base import Objective
-from jaxpr_gan.objectives.base import to_float
 
 Params = Any
 DIRECTIONS = ('a2b', 'b2a')
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class CycleGAN(Objective):
   """Two generators of one architecture and two discriminators of another; methods are pure."""
   generator: nn.Module
@@ -82,15 +82,18 @@ class CycleGAN(Objective):
 
   def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
              rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-    del g_params, rng, step  # the fakes come from d_inputs
+    del g_params  # the fakes come from d_inputs
     metrics, total = {}, 0.0
-    for domain in ('a', 'b'):
-      real = to_float(batch[f'image_{domain}'])
+    for i, domain in enumerate(('a', 'b')):
+      real, fake = to_float(batch[f'image_{domain}']), batch[f'fake_{domain}']
       real_out = self._judge(d_params, domain, real)
-      fake_out = self._judge(d_params, domain, batch[f'fake_{domain}'])
-      loss = 0.5 * (losses.adversarial(real_out, 1.0, self.adversarial)
-                    + losses.adversarial(fake_out, 0.0, self.adversarial))
-      total = total + loss
+      fake_out = self._judge(d_params, domain, fake)
+      critic = lambda x, dom=domain: self._judge(d_params, dom, x)
+      adv, penalty, adv_metrics = self.adv.critic_loss(
+          critic, real, fake, real_out, fake_out, jax.random.fold_in(rng, i), step)
+      loss = 0.5 * adv
+      total = total + loss if penalty is None else total + loss + penalty
+      metrics.update({f'D/{k}_{domain}': v for k, v in adv_metrics.items()})
       metrics[f'D/{domain}'] = loss
       metrics[f'D/real_{domain}_score'] = jnp.mean(real_out)
       metrics[f'D/fake_{domain}_score'] = jnp.mean(fake_out)
@@ -103,8 +106,8 @@ class CycleGAN(Objective):
     a, b = to_float(batch['image_a']), to_float(batch['image_b'])
     fake_b = self._generate(g_params, 'a2b', a, k[0])
     fake_a = self._generate(g_params, 'b2a', b, k[1])
-    adv_a2b = losses.adversarial(self._judge(d_params, 'b', fake_b), 1.0, self.adversarial)
-    adv_b2a = losses.adversarial(self._judge(d_params, 'a', fake_a), 1.0, self.adversarial)
+    adv_a2b = self.adv.generator_loss(self._judge(d_params, 'b', fake_b))
+    adv_b2a = self.adv.generator_loss(self._judge(d_params, 'a', fake_a))
     cyc_a = losses.l1(self._generate(g_params, 'b2a', fake_b, k[2]), a)
     cyc_b = losses.l1(self._generate(g_params, 'a2b', fake_a, k[3]), b)
     total = adv_a2b + adv_b2a + self.lambda_a * cyc_a + self.lambda_b * cyc_b

@@ -1,0 +1,149 @@
+"""Official PyTorch checkpoints' key names for our networks: what `tools/convert` reads.
+
+For each model with a converter (`registry.Model.converter`): which official file feeds which of
+our networks, and, for every module of ours, the official module's key prefix:
+  stargan   yunjey/stargan: `{step}-G.ckpt` (Generator.main.*), `{step}-D.ckpt` (main.*,
+            conv1, conv2)
+  sargan    arbishakram/SARGAN: the generator (main.*, the SARB as main.9.*; the official
+            module's unused second attention `att_func.*` is skipped)
+  cyclegan  junyanz/pytorch-CycleGAN-and-pix2pix, norm='instance': `latest_net_G_A.pth` (resnet
+            generator, model.*) and `latest_net_D_A.pth` (n_layers PatchGAN, model.*); G_A is our
+            'a2b', G_B 'b2a'; D_A judges domain B (fakes of G_A), so it becomes our D 'b'.
+Weights are matched to the network that the config builds, every tensor by name and shape; a key
+that fits nowhere or a missing one is an error naming it. InstanceNorm running statistics are
+dropped: the official code normalises with each image's own statistics at test time too.
+"""
+import functools
+from typing import Any, Callable
+
+import jax
+import ml_collections
+import numpy as np
+
+StateDict = dict[str, np.ndarray]
+# Our network (a path into the params, 'g' or 'g/a2b') -> (official role, prefix_of, skip).
+Converters = dict[str, tuple[str, Callable[[tuple], str], Callable[[str], bool]]]
+_PARAM_TO_TORCH = {'kernel': 'weight', 'scale': 'weight', 'bias': 'bias'}
+_RUNNING_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
+_NONE = lambda key: False
+
+
+def _stargan_generator_prefix(num_down: int, num_blocks: int, path: tuple[str, ...]) -> str:
+  """Our module path in stargan.Generator -> the official `main.<i>` module (also SARGAN's)."""
+  first_block = 3 + 3 * num_down
+  first_up = first_block + num_blocks
+  head, rest = path[0], path[1:]
+  name, _, idx = head.rpartition('_')
+  if head == 'to_rgb':
+    return f'main.{first_up + 3 * num_down}'
+  i = int(idx)
+  if name == 'Conv':  # the 7x7 input conv, then the down-sampling convs
+    return f'main.{3 * i}'
+  if name == 'InstanceNorm':  # one after each conv and transposed conv, in order
+    return f'main.{3 * i + 1}' if i <= num_down else f'main.{first_up + 3 * (i - num_down - 1) + 1}'
+  if name == 'ConvTranspose':
+    return f'main.{first_up + 3 * i}'
+  block = f'main.{first_block + i}'
+  if name == 'ResidualBlock':  # its own Sequential: conv, IN, ReLU, conv, IN
+    order = {'Conv_0': 0, 'InstanceNorm_0': 1, 'Conv_1': 3, 'InstanceNorm_1': 4}
+    return f'{block}.main.{order[rest[0]]}'
+  if name == 'SARB':  # conv1/conv2/attention.<level> are ConvLayers: .conv2d and .norm.norm
+    sub = 'att_func.out_block.0' if rest[:2] == ('attention', 'out') else (
+        f'att_func.{rest[1]}' if rest[0] == 'attention' else rest[0])
+    layer = 'conv2d' if rest[-1].startswith('Conv') else 'norm.norm'
+    return f'{block}.{sub}.{layer}'
+  raise KeyError(path)
+
+
+def _stargan_discriminator_prefix(path: tuple[str, ...]) -> str:
+  """stargan.Discriminator: trunk convs main.0, main.2, ... (LeakyReLU between); conv1, conv2."""
+  heads = {'src_head': 'conv1', 'cls_head': 'conv2'}
+  if path[0] in heads:
+    return heads[path[0]]
+  return f'main.{2 * int(path[0].rpartition("_")[2])}'
+
+
+def _resnet_generator_prefix(num_down: int, num_blocks: int, dropout: bool,
+                             path: tuple[str, ...]) -> str:
+  """cyclegan.ResnetGenerator -> `model.<i>` (a ReflectionPad2d comes before each 7x7 conv)."""
+  first_block = 4 + 3 * num_down
+  first_up = first_block + num_blocks
+  head = path[0]
+  if head == 'to_rgb':
+    return f'model.{first_up + 3 * num_down + 1}'
+  name, _, idx = head.rpartition('_')
+  i = int(idx)
+  if name == 'Conv':
+    return 'model.1' if i == 0 else f'model.{4 + 3 * (i - 1)}'
+  if name == 'ConvTranspose':
+    return f'model.{first_up + 3 * i}'
+  if name == 'ResnetBlock':  # conv_block: pad, conv, IN, ReLU, [Dropout], pad, conv, IN
+    second = 6 if dropout else 5
+    return f'model.{first_block + i}.conv_block.{1 if path[1] == "Conv_0" else second}'
+  raise KeyError(path)
+
+
+def _patch_discriminator_prefix(num_layers: int, path: tuple[str, ...]) -> str:
+  """cyclegan.PatchDiscriminator (NLayerDiscriminator) -> `model.<i>`."""
+  if path[0] == 'head':
+    return f'model.{2 + 3 * num_layers}'
+  i = int(path[0].rpartition('_')[2])
+  return 'model.0' if i == 0 else f'model.{2 + 3 * (i - 1)}'
+
+
+def convert_tree(state_dict: StateDict, template: Any, prefix_of: Callable[[tuple], str],
+                 skip: Callable[[str], bool] = _NONE, what: str = 'network') -> Any:
+  """Fills `template` (our params or their shapes) from an official state dict.
+
+  `prefix_of` maps our module path (the names above a leaf) to the official module's key prefix.
+  Conv and transposed-conv weights are transposed from PyTorch's (O, I, kh, kw) / (I, O, kh, kw)
+  to Flax's (kh, kw, I, O) / (kh, kw, O, I); InstanceNorm's weight is our scale.
+  """
+  used = set()
+
+  def fill(path, leaf):
+    names = tuple(k.key for k in path)
+    key = f'{prefix_of(names[:-1])}.{_PARAM_TO_TORCH[names[-1]]}'
+    if key not in state_dict:
+      raise KeyError(f'{what}: the checkpoint has no {key!r} (for our {"/".join(names)}); it '
+                     'was saved from another architecture or size than the config builds.')
+    value = state_dict[key]
+    if value.ndim == 4:
+      value = value.transpose(2, 3, 1, 0)
+    if value.shape != tuple(leaf.shape):
+      raise ValueError(f'{what}: {key!r} has shape {value.shape} after conversion but the config '
+                       f'builds {tuple(leaf.shape)} for {"/".join(names)}: check the filter '
+                       'counts, number of blocks and number of classes in the config.')
+    used.add(key)
+    return np.asarray(value, np.float32)
+
+  tree = jax.tree_util.tree_map_with_path(fill, template)
+  left = sorted(k for k in state_dict if k not in used and not skip(k)
+                and k.rpartition('.')[2] not in _RUNNING_STATS)
+  if left:
+    raise ValueError(f'{what}: {len(left)} checkpoint tensors fit no layer of the network the '
+                     f'config builds (e.g. {left[:5]}): the config has fewer layers or blocks '
+                     'than the checkpoint.')
+  return tree
+
+
+def stargan(config: ml_collections.ConfigDict) -> Converters:
+  """yunjey/stargan's G and D (and SARGAN's G, whose SARBs sit where StarGAN's blocks do)."""
+  g = config.generator
+  # SARGAN's Generator also owns an attention module that its forward pass never calls.
+  skip_unused = lambda k: g.block == 'sarb' and k.startswith('att_func.')
+  return {'g': ('generator', functools.partial(_stargan_generator_prefix, g.num_down,
+                                               g.num_blocks), skip_unused),
+          'd': ('discriminator', _stargan_discriminator_prefix, _NONE)}
+
+
+def cyclegan(config: ml_collections.ConfigDict) -> Converters:
+  """The CycleGAN code's resnet generators and n-layer PatchGANs (its defaults)."""
+  g, d = config.generator, config.discriminator
+  if g.architecture != 'resnet' or d.architecture != 'patch':
+    raise ValueError('CycleGAN checkpoints convert for the resnet generator and the PatchGAN '
+                     'discriminator (the official defaults): use configs/cyclegan.py:official.')
+  gen = functools.partial(_resnet_generator_prefix, g.num_down, g.num_blocks, g.dropout > 0)
+  disc = functools.partial(_patch_discriminator_prefix, d.num_layers)
+  return {'g/a2b': ('generator', gen, _NONE), 'g/b2a': ('generator_b', gen, _NONE),
+          'd/b': ('discriminator', disc, _NONE), 'd/a': ('discriminator_b', disc, _NONE)}

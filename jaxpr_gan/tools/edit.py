@@ -1,0 +1,188 @@
+"""Edits your own photos with a trained generator (a run directory or an exported file).
+
+  python -m jaxpr_gan.tools.edit --model workdirs/stargan_quick --input me.jpg --target happy
+  python -m jaxpr_gan.tools.edit --model mmagan.jaxgen --input photos/ --target happy \
+      --intensity 0.25,0.5,1 --mask
+  python -m jaxpr_gan.tools.edit --model workdirs/twocet --input me.jpg --reference smiling.jpg
+  python -m jaxpr_gan.tools.edit --model workdirs/cyclegan --input me.jpg        # to the other domain
+
+Every image (JPEG, PNG of 8 or 16 bits, with alpha or a palette, grayscale, WebP, BMP; any size;
+EXIF orientation applied) is cropped to its centre square or to --box, resized to the model's
+size, and translated to every --target (names as the run recorded them; `all` for every one) at
+every --intensity (MMA-GAN's intensity, 2CET-GAN's code scale). Written to --out:
+  <name>_<target>[_<intensity>].png   each result
+  <name>_strip.png                     the cropped input, then every result; with --mask a second
+                                       row of the attention masks
+  <name>_<target>[_<intensity>]_mask.png   with --mask, for models with attention
+A file that cannot be read is reported by name and the others go on; failed.txt lists them.
+"""
+import dataclasses
+import os
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from input_pipeline import decoding
+from jaxpr_gan import images
+from jaxpr_gan import inference
+from jaxpr_gan.tools import export
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+  """What to make of every input image."""
+  targets: tuple[str, ...] = ()  # empty: the model's default (two domains: the other one)
+  intensities: tuple[float, ...] = (1.0,)
+  reference: str | None = None  # a face whose expression 2CET-GAN transfers
+  box: tuple[int, int, int, int] | None = None  # left, top, right, bottom; default: centre
+  mask: bool = False
+
+
+def load_model(path: str, step: int | None = None) -> inference.Translator:
+  """A run directory (its latest or `step` checkpoint) or a file from jaxpr_gan.tools.export."""
+  if os.path.isfile(path):
+    return export.load(path)
+  return inference.from_run(path, step)
+
+
+def list_inputs(path: str) -> list[str]:
+  """One image file, or the image files of a folder (recursively, sorted)."""
+  if os.path.isfile(path):
+    return [path]
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f'no such file or folder: {path}')
+  found = []
+  for root, dirs, files in os.walk(path):
+    dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+    found += [os.path.join(root, f) for f in sorted(files)
+              if f.lower().endswith(decoding.IMAGE_EXTENSIONS) and not f.startswith('.')]
+  if not found:
+    raise FileNotFoundError(f'{path} holds no image files ({", ".join(decoding.IMAGE_EXTENSIONS)})')
+  return found
+
+
+def _jobs(model: inference.Translator, request: Request) -> list[tuple[str, int, float]]:
+  """(label, target index, intensity) of every output per image; names checked here."""
+  if model.family == 'reference':
+    if request.reference is None:
+      raise ValueError(f'{model.model} transfers the expression of a reference face: give '
+                       '--reference face.jpg')
+    targets = [('reference', 0)]
+  else:
+    names = list(request.targets)
+    if names == ['all']:
+      names = list(model.class_names)
+    elif not names:
+      if model.family != 'two_domain':
+        raise ValueError(f'give --target, one of: {", ".join(model.class_names)} (or all)')
+      names = [model.class_names[1]]
+    targets = [(n, model.target_index(n)) for n in names]
+  scales = request.intensities
+  if len(scales) > 1 and not (model.has_intensity or model.family == 'reference'):
+    raise ValueError(f'{model.model} has no intensity input; drop --intensity')
+  with_scale = model.has_intensity or model.family == 'reference'
+  return [(f'{n}_{s:g}' if with_scale and len(scales) > 1 else n, t, s)
+          for n, t in targets for s in scales]
+
+
+def edit(model: inference.Translator, inputs: list[str], out_dir: str, request: Request,
+         batch_size: int = 8, progress: bool = True) -> tuple[list[str], list[str]]:
+  """Translates every input as `request` asks; -> (files written, 'path: reason' failures)."""
+  jobs = _jobs(model, request)
+  if request.mask and not model.has_mask:
+    raise ValueError(f'{model.model} has no attention mask; drop --mask')
+  size = model.image_size
+  reference = None
+  if request.reference is not None:
+    reference = decoding.load_image(request.reference, size)[None]
+  os.makedirs(out_dir, exist_ok=True)
+  written, failed = [], []
+  bar = tqdm(total=len(inputs), unit='image', disable=not progress or len(inputs) < 2)
+  for start in range(0, len(inputs), batch_size):
+    paths, faces = [], []
+    for path in inputs[start:start + batch_size]:
+      try:
+        faces.append(decoding.load_image(path, size, crop_box=request.box))
+        paths.append(path)
+      except decoding.DecodeError as e:
+        failed.append(str(e))
+        tqdm.write(f'skipped {e}', file=sys.stderr)
+    bar.update(len(inputs[start:start + batch_size]))
+    if not faces:
+      continue
+    # A fixed batch shape: one compilation for the whole folder.
+    batch = np.stack(faces + [faces[-1]] * (batch_size - len(faces)))
+    results = [model(batch, target, scale, reference) for _, target, scale in jobs]
+    for i, path in enumerate(paths):
+      stem = os.path.splitext(os.path.basename(path))[0]
+      row, mask_row = [faces[i]], [np.full_like(faces[i], 255)]
+      for (label, _, _), (out, mask) in zip(jobs, results):
+        name = os.path.join(out_dir, f'{stem}_{label}.png')
+        images.save_png(name, out[i])
+        written.append(name)
+        row.append(out[i])
+        if request.mask:
+          mask_name = os.path.join(out_dir, f'{stem}_{label}_mask.png')
+          images.save_png(mask_name, images.mask_to_uint8(mask[i]))
+          written.append(mask_name)
+          mask_row.append(images.mask_to_uint8(mask[i]))
+      cells = np.stack([row, mask_row] if request.mask else [row])
+      strip = os.path.join(out_dir, f'{stem}_strip.png')
+      images.save_png(strip, images.image_grid(cells), min_size=512)
+      written.append(strip)
+  bar.close()
+  if failed:
+    with open(os.path.join(out_dir, 'failed.txt'), 'w') as f:
+      f.write('\n'.join(failed) + '\n')
+  return written, failed
+
+
+def main(argv):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  box = tuple(int(v) for v in f.box) if f.box else None
+  if box is not None and len(box) != 4:
+    raise app.UsageError('--box takes four numbers: left,top,right,bottom')
+  request = Request(tuple(f.target or ()), tuple(float(v) for v in f.intensity), f.reference,
+                    box, f.mask)
+  try:
+    inputs = list_inputs(f.input)
+    model = load_model(f.model, f.step)
+    written, failed = edit(model, inputs, f.out, request, f.batch_size)
+  except (FileNotFoundError, ValueError, decoding.DecodeError) as e:  # what the user can fix
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  print(f'{len(inputs) - len(failed)} of {len(inputs)} images edited; {len(written)} files in '
+        f'{f.out}' + (f'; {len(failed)} unreadable, listed in '
+                      f'{os.path.join(f.out, "failed.txt")}' if failed else ''))
+  return 1 if failed else 0
+
+
+def _define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('model', None, 'A run directory (workdir) or a file from jaxpr_gan.tools.export.')
+  flags.DEFINE_integer('step', None, 'Checkpoint step of a run directory (default: latest).')
+  flags.DEFINE_string('input', None, 'An image file or a folder of images.')
+  flags.DEFINE_string('out', 'edits', 'Folder for the results.')
+  flags.DEFINE_list('target', None, 'Target expression(s) by name, or "all"; CycleGAN: the '
+                    'output domain (default: the other one); unused by 2CET-GAN.')
+  flags.DEFINE_list('intensity', ['1'], 'MMA-GAN intensity / 2CET-GAN code scale; several '
+                    'values make several results.')
+  flags.DEFINE_string('reference', None, '2CET-GAN: the face whose expression to transfer.')
+  flags.DEFINE_list('box', None, 'Face box left,top,right,bottom in pixels of the upright '
+                    'photo (default: the centre square).')
+  flags.DEFINE_bool('mask', False, 'Also write the attention masks (SARGAN, MMA-GAN, DCAM-GAN).')
+  flags.DEFINE_integer('batch_size', 8, 'Images per call.')
+  flags.mark_flags_as_required(['model', 'input'])
+
+
+if __name__ == '__main__':
+  from absl import app as _app  # pylint: disable=g-import-not-at-top
+  from jaxpr_gan import checkpointing  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  checkpointing.quiet_orbax_logging()
+  _app.run(main)
