@@ -1,8 +1,9 @@
 """Every model, declared once: how its objective is built, its own checks, its converter.
 
 `config.model` names a model registered here (the six of the papers below) or a `Model` declared
-anywhere else, by its dotted path ('my_package.my_model.MODEL'; docs/extending.md). Networks and objectives are built from
-their config groups whole (`run_config.build`), so a new field is a new config key only.
+anywhere else, by its dotted path ('my_package.my_model.MODEL'; docs/extending.md). Networks
+and objectives are built from their config groups whole (`run_config.build`), so a new field is
+a new config key only.
 """
 import dataclasses
 from typing import Callable, Mapping
@@ -114,10 +115,10 @@ def compute_dtype(config: Config):
 
 # --- The conditional family: StarGAN and its descendants. ---
 
-def _conditional(objective_cls, discriminator_cls, generator_cls=stargan.Generator,
-                 run_keys: tuple[str, ...] = ()):
-  """A builder of G(x, c), D(x) -> (src, cls, ...) and the objective; `run_keys` are run-level
-  keys the objective also takes (DCAM-GAN's seed of its random feature network)."""
+def _conditional(name: str, objective_cls, discriminator_cls, generator_cls=stargan.Generator,
+                 run_keys: tuple[str, ...] = (), **declared) -> Model:
+  """A model of G(x, c), D(x) -> (src, cls, ...) and a conditional objective; `run_keys` are
+  run-level keys the objective also takes (DCAM-GAN's seed of its random feature network)."""
   def build_fn(config: Config, num_classes: int):
     dtype = compute_dtype(config)
     return run_config.build(
@@ -127,7 +128,7 @@ def _conditional(objective_cls, discriminator_cls, generator_cls=stargan.Generat
             discriminator_cls, config.discriminator, 'discriminator', dtype=dtype,
             image_size=config.data.image_size, num_classes=num_classes),
         **{k: config[k] for k in run_keys})
-  return build_fn
+  return Model(name, objective_cls, build_fn, **declared)
 
 
 def _require(ok: bool, config: Config, key: str, why: str) -> None:
@@ -198,18 +199,15 @@ def _check_mmagan(config: Config) -> None:
 _INTENSITY_EVAL = {'eval': {'intensities': (0.0, 0.25, 0.5, 0.75, 1.0),
                             'intensity_grid': 21}}  # candidate truths at 0, 0.05, ..., 1
 
-register(Model('stargan', conditional.ConditionalGAN,
-               _conditional(conditional.ConditionalGAN, stargan.Discriminator),
-               check=_check_conditional, upgrade=_stargan_upgrade, converter=converters.stargan))
-register(Model('sargan', conditional.ConditionalGAN,
-               _conditional(conditional.ConditionalGAN, stargan.Discriminator),
-               check=_check_conditional, converter=converters.stargan))
-register(Model('mmagan', intensity.IntensityGAN,
-               _conditional(intensity.IntensityGAN, mmagan.Discriminator),
-               check=_check_mmagan, defaults=_INTENSITY_EVAL))
-register(Model('dcam', contextual.ContextualGAN,
-               _conditional(contextual.ContextualGAN, stargan.Discriminator, dcam.Generator,
-                            run_keys=('seed',)), check=_check_dcam))
+register(_conditional('stargan', conditional.ConditionalGAN, stargan.Discriminator,
+                      check=_check_conditional, upgrade=_stargan_upgrade,
+                      converter=converters.stargan))
+register(_conditional('sargan', conditional.ConditionalGAN, stargan.Discriminator,
+                      check=_check_conditional, converter=converters.stargan))
+register(_conditional('mmagan', intensity.IntensityGAN, mmagan.Discriminator,
+                      check=_check_mmagan, defaults=_INTENSITY_EVAL))
+register(_conditional('dcam', contextual.ContextualGAN, stargan.Discriminator, dcam.Generator,
+                      run_keys=('seed',), check=_check_dcam))
 
 
 # --- CycleGAN: two unpaired domains. ---
