@@ -82,7 +82,7 @@ def load(path: str) -> inference.Translator:
     z = np.load(path, allow_pickle=False)
     meta = json.loads(z['meta'].tobytes())
   except (OSError, ValueError, KeyError) as e:
-    raise ValueError(f'{path} is not a generator exported by jaxpr_gan.export ({e})') from e
+    raise ValueError(f'{path} is not a generator exported by jaxpr_gan.tools.export ({e})') from e
   if meta.get('format') != FORMAT:
     raise ValueError(f'{path} has format {meta.get("format")!r}, expected {FORMAT!r}')
   exported = jax.export.deserialize(bytearray(z['function'].tobytes()))
