@@ -3,16 +3,18 @@
 The config is the one saved with the checkpoint; --config replaces it (e.g. to add the files of
 the distribution metrics: --config=configs/stargan.py:quick --config.eval.inception_weights=...).
 """
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from jaxpr_gan import checkpointing
+from jaxpr_gan import cli
 from jaxpr_gan.evaluation import evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'A config to evaluate with instead of the checkpoint\'s own.',
-    lock_config=True)
+  'config', None, "A config to evaluate with instead of the checkpoint's own.", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory holding checkpoints/.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
 flags.mark_flags_as_required(['workdir'])
@@ -26,4 +28,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

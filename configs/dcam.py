@@ -32,38 +32,73 @@ Run:
     --config.data.test_dir=/data/anime/test \
     --config.loss.vgg19_weights=/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
 """
+
 import ml_collections
 
 from configs import stargan
 from configs import variants
 
-PAPER = {'data.num_classes': 4,  # angry, sad, smile, surprised in the paper
-         'optim.decay_every': 1000}
-QUICK = {'generator.num_enc_res': 1, 'generator.num_dec_res': 2, 'generator.num_mask_res': 3,
-         'loss.cx_layers': ('relu2_2', 'relu3_2'), 'loss.cx_network': 'vgg19_random'}
-TINY = {'generator.num_enc_res': 1, 'generator.num_dec_res': 1, 'generator.num_mask_res': 1,
-        'generator.mapping_dim': 8, 'generator.control_dim': 8,
-        'loss.cx_layers': ('relu1_2', 'relu2_2'), 'loss.cx_network': 'vgg19_random'}
+PAPER = {
+  'data.num_classes': 4,  # angry, sad, smile, surprised in the paper
+  'optim.decay_every': 1000,
+}
+QUICK = {
+  'generator.num_enc_res': 1,
+  'generator.num_dec_res': 2,
+  'generator.num_mask_res': 3,
+  'loss.cx_layers': ('relu2_2', 'relu3_2'),
+  'loss.cx_network': 'vgg19_random',
+}
+TINY = {
+  'generator.num_enc_res': 1,
+  'generator.num_dec_res': 1,
+  'generator.num_mask_res': 1,
+  'generator.mapping_dim': 8,
+  'generator.control_dim': 8,
+  'loss.cx_layers': ('relu1_2', 'relu2_2'),
+  'loss.cx_network': 'vgg19_random',
+}
 BASES = {'': PAPER, 'quick': QUICK, 'tiny': TINY}
 WITH_RECONSTRUCTION = {'loss.lambda_cx': 0.0, 'loss.lambda_rec': 10.0}
 MODIFIERS = {
-    'stargan_dc': {'generator.attention_mask': False, **WITH_RECONSTRUCTION},
-    'stargan_am': {'generator.decoder_control': False, **WITH_RECONSTRUCTION},
-    'no_cl': {'loss.lambda_cx': 0.0},
+  'stargan_dc': {'generator.attention_mask': False, **WITH_RECONSTRUCTION},
+  'stargan_am': {'generator.decoder_control': False, **WITH_RECONSTRUCTION},
+  'no_cl': {'loss.lambda_cx': 0.0},
 }
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
   base, modifiers = variants.parse(variant, MODIFIERS)
   c = stargan.get_config(base, model='dcam')  # StarGAN's sizes, data, schedule and logging
-  c.generator = ml_collections.ConfigDict(dict(
-      conv_dim=c.generator.conv_dim, num_down=2, num_enc_res=3, num_dec_res=3, num_mask_res=6,
+  c.generator = ml_collections.ConfigDict(
+    dict(
+      conv_dim=c.generator.conv_dim,
+      num_down=2,
+      num_enc_res=3,
+      num_dec_res=3,
+      num_mask_res=6,
       # F: 9 dense layers, 512 wide; the paper leaves the control size N open (StarGAN v2's 64).
-      mapping_dim=512, mapping_layers=9, control_dim=64,
-      decoder_control=True, attention_mask=True))
-  c.loss = ml_collections.ConfigDict(dict(
-      adversarial='wgan_gp', lambda_cls=1.0, lambda_gp=10.0, lambda_r1=0.0, r1_every=1,
-      lambda_rec=0.0, lambda_cx=0.1,
+      mapping_dim=512,
+      mapping_layers=9,
+      control_dim=64,
+      decoder_control=True,
+      attention_mask=True,
+    )
+  )
+  c.loss = ml_collections.ConfigDict(
+    dict(
+      adversarial='wgan_gp',
+      lambda_cls=1.0,
+      lambda_gp=10.0,
+      lambda_r1=0.0,
+      r1_every=1,
+      lambda_rec=0.0,
+      lambda_cx=0.1,
       # Mechrez et al.'s layers; 'vgg19' reads vgg19_weights, 'vgg19_random' needs no file.
-      cx_layers=('relu3_2', 'relu4_2'), cx_bandwidth=0.5, cx_network='vgg19', vgg19_weights=''))
+      cx_layers=('relu3_2', 'relu4_2'),
+      cx_bandwidth=0.5,
+      cx_network='vgg19',
+      vgg19_weights='',
+    )
+  )
   return variants.apply(c, BASES[base], *(MODIFIERS[m] for m in modifiers))

@@ -22,12 +22,16 @@ Run:
   python eval.py  --workdir workdirs/mmagan_quick
 eval.py also reports how the output follows rho (`intensity` in metrics.json).
 """
+
 from configs import stargan
 from configs import variants
 
 # StarGAN's generator with MMARMs (3 scales: depth 2; CBAM reduction 16) and the GRC ("+ x").
-PRESET = {'generator.block': 'mmarm', 'generator.block_args': {'depth': 2, 'reduction': 16},
-          'generator.image_residual': True}
+PRESET = {
+  'generator.block': 'mmarm',
+  'generator.block_args': {'depth': 2, 'reduction': 16},
+  'generator.image_residual': True,
+}
 PAPER = {'data.num_classes': 7}
 RESIDUAL_BLOCKS = {'generator.block': 'residual', 'generator.block_args': {}}
 NO_GRC = {'generator.image_residual': False}

@@ -27,20 +27,25 @@ On your own images (root/<class>/*.jpg, e.g. 7 expressions as in the paper):
     --config.data.source=folder --config.data.train_dir=/data/faces/train \
     --config.data.test_dir=/data/faces/test --config.data.num_classes=7
 """
+
 from configs import stargan
 from configs import variants
 
 # StarGAN's generator with one SARB (its hourglass: depth 2, 64 middle channels) and "+ x".
-PRESET = {'batch_size': 8, 'generator.num_blocks': 1, 'generator.block': 'sarb',
-          'generator.block_args': {'hg_depth': 2, 'mid_features': 64},
-          'generator.image_residual': True}
+PRESET = {
+  'batch_size': 8,
+  'generator.num_blocks': 1,
+  'generator.block': 'sarb',
+  'generator.block_args': {'hg_depth': 2, 'mid_features': 64},
+  'generator.image_residual': True,
+}
 PAPER = {'data.num_classes': 7}  # quick keeps 5, as StarGAN's quick
 # lambda_rec is the paper's lambda_cyc (10; the official code's default is 1: "code_lambda").
 MODIFIERS = {
-    'code_lambda': {'loss.lambda_rec': 1.0},
-    'vanilla_block': {'generator.block': 'residual', 'generator.block_args': {}},
-    'six_sarb': {'generator.num_blocks': 6},
-    'no_image_residual': {'generator.image_residual': False},
+  'code_lambda': {'loss.lambda_rec': 1.0},
+  'vanilla_block': {'generator.block': 'residual', 'generator.block_args': {}},
+  'six_sarb': {'generator.num_blocks': 6},
+  'no_image_residual': {'generator.image_residual': False},
 }
 
 

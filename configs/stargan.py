@@ -16,27 +16,47 @@ On your own images (root/<class>/*.jpg, as RaFD):
     --config.data.source=folder --config.data.train_dir=/data/rafd/train \
     --config.data.test_dir=/data/rafd/test --config.data.num_classes=8
 """
+
 import ml_collections
 
 from configs import variants
 from jaxpr_gan import registry
 
 QUICK = {
-    'num_train_steps': 4500, 'n_critic': 3, 'ema_decay': 0.99,
-    'data.image_size': 32, 'data.num_workers': 1,
-    'generator.conv_dim': 16, 'generator.num_blocks': 3,
-    'discriminator.conv_dim': 16, 'discriminator.repeat_num': 5,
-    'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4, 'optim.num_decay_steps': 2000,
-    'log_every': 100, 'sample_every': 500, 'checkpoint_every': 500,
+  'num_train_steps': 4500,
+  'n_critic': 3,
+  'ema_decay': 0.99,
+  'data.image_size': 32,
+  'data.num_workers': 1,
+  'generator.conv_dim': 16,
+  'generator.num_blocks': 3,
+  'discriminator.conv_dim': 16,
+  'discriminator.repeat_num': 5,
+  'optim.g_lr': 2e-4,
+  'optim.d_lr': 2e-4,
+  'optim.num_decay_steps': 2000,
+  'log_every': 100,
+  'sample_every': 500,
+  'checkpoint_every': 500,
 }
 TINY = {
-    'batch_size': 8, 'num_train_steps': 4, 'n_critic': 2,
-    'data.image_size': 16, 'data.num_workers': 0,
-    'generator.conv_dim': 4, 'generator.num_blocks': 1,
-    'discriminator.conv_dim': 4, 'discriminator.repeat_num': 4,
-    'optim.num_decay_steps': 2,
-    'log_every': 2, 'sample_every': 4, 'checkpoint_every': 2, 'num_sample_faces': 2,
-    'eval.batch_size': 50, 'eval.num_grid_faces': 2, 'eval.num_identities': 10,
+  'batch_size': 8,
+  'num_train_steps': 4,
+  'n_critic': 2,
+  'data.image_size': 16,
+  'data.num_workers': 0,
+  'generator.conv_dim': 4,
+  'generator.num_blocks': 1,
+  'discriminator.conv_dim': 4,
+  'discriminator.repeat_num': 4,
+  'optim.num_decay_steps': 2,
+  'log_every': 2,
+  'sample_every': 4,
+  'checkpoint_every': 2,
+  'num_sample_faces': 2,
+  'eval.batch_size': 50,
+  'eval.num_grid_faces': 2,
+  'eval.num_identities': 10,
 }
 BASES = {'': {}, 'quick': QUICK, 'tiny': TINY}
 
@@ -45,11 +65,20 @@ def get_config(variant: str = '', model: str = 'stargan') -> ml_collections.Conf
   """StarGAN's settings; `model` starts a descendant from them (its own keys included)."""
   base, _ = variants.parse(variant, ())
   c = registry.default_config(model)
-  c.generator = ml_collections.ConfigDict(dict(
-      conv_dim=64, num_blocks=6, num_down=2, block='residual', block_args={},
-      image_residual=False))
+  c.generator = ml_collections.ConfigDict(
+    dict(
+      conv_dim=64, num_blocks=6, num_down=2, block='residual', block_args={}, image_residual=False
+    )
+  )
   c.discriminator = ml_collections.ConfigDict(dict(conv_dim=64, repeat_num=6))
-  c.loss = ml_collections.ConfigDict(dict(
-      adversarial='wgan_gp', lambda_cls=1.0, lambda_rec=10.0, lambda_gp=10.0, lambda_r1=0.0,
-      r1_every=1))
+  c.loss = ml_collections.ConfigDict(
+    dict(
+      adversarial='wgan_gp',
+      lambda_cls=1.0,
+      lambda_rec=10.0,
+      lambda_gp=10.0,
+      lambda_r1=0.0,
+      r1_every=1,
+    )
+  )
   return variants.apply(c, BASES[base])

@@ -25,41 +25,72 @@ On your own faces (root/{train,test}/neutral/*.jpg and root/{train,test}/emotion
   python train.py --config configs/twocet.py --workdir workdirs/cfee \
     --config.data.source=folder --config.data.root=/data/cfee
 """
+
 import ml_collections
 
 from configs import variants
 from jaxpr_gan import registry
 
 PAPER = {
-    'batch_size': 8, 'num_train_steps': 100_000, 'n_critic': 1,
-    'ema_decay': 0.999,  # the official "stable" copies of G and E
-    'data.style': 'photo',
-    'optim.b1': 0.0, 'optim.b2': 0.99, 'optim.weight_decay': 1e-4, 'optim.num_decay_steps': 0,
-    'sample_every': 5000, 'checkpoint_every': 5000,
-    'eval.batch_size': 50, 'eval.num_grid_faces': 8,
+  'batch_size': 8,
+  'num_train_steps': 100_000,
+  'n_critic': 1,
+  'ema_decay': 0.999,  # the official "stable" copies of G and E
+  'data.style': 'photo',
+  'optim.b1': 0.0,
+  'optim.b2': 0.99,
+  'optim.weight_decay': 1e-4,
+  'optim.num_decay_steps': 0,
+  'sample_every': 5000,
+  'checkpoint_every': 5000,
+  'eval.batch_size': 50,
+  'eval.num_grid_faces': 8,
 }
 QUICK = {
-    'num_train_steps': 3000, 'ema_decay': 0.99, 'data.image_size': 32, 'data.num_workers': 1,
-    'generator.dim_in': 16, 'generator.max_conv_dim': 64,
-    'discriminator.dim_in': 16, 'discriminator.max_conv_dim': 64,
-    'loss.code_weight': (0.0, 1.0, 500), 'loss.ds_weight': (1.0, 0.0, 1000),
-    'loss.cyc_e_weight': (1.0, 1.5, 1000),
-    'optim.g_lr': 2e-4, 'optim.d_lr': 2e-4, 'sample_every': 500, 'checkpoint_every': 500,
+  'num_train_steps': 3000,
+  'ema_decay': 0.99,
+  'data.image_size': 32,
+  'data.num_workers': 1,
+  'generator.dim_in': 16,
+  'generator.max_conv_dim': 64,
+  'discriminator.dim_in': 16,
+  'discriminator.max_conv_dim': 64,
+  'loss.code_weight': (0.0, 1.0, 500),
+  'loss.ds_weight': (1.0, 0.0, 1000),
+  'loss.cyc_e_weight': (1.0, 1.5, 1000),
+  'optim.g_lr': 2e-4,
+  'optim.d_lr': 2e-4,
+  'sample_every': 500,
+  'checkpoint_every': 500,
 }
 TINY = {
-    'num_train_steps': 4, 'ema_decay': 0.9, 'data.image_size': 16, 'data.num_workers': 0,
-    'generator.code_dim': 4, 'generator.dim_in': 8, 'generator.max_conv_dim': 16,
-    'discriminator.dim_in': 8, 'discriminator.max_conv_dim': 16,
-    'loss.code_weight': (0.0, 1.0, 2), 'loss.ds_weight': (1.0, 0.0, 2),
-    'loss.cyc_e_weight': (1.0, 1.5, 2),
-    'log_every': 2, 'sample_every': 4, 'checkpoint_every': 2, 'num_sample_faces': 2,
-    'eval.batch_size': 40, 'eval.num_grid_faces': 2, 'eval.num_identities': 10,
-    'eval.code_scales': (0.0, 0.5, 1.0), 'eval.intensity_grid': 5, 'eval.codes_per_class': 8,
+  'num_train_steps': 4,
+  'ema_decay': 0.9,
+  'data.image_size': 16,
+  'data.num_workers': 0,
+  'generator.code_dim': 4,
+  'generator.dim_in': 8,
+  'generator.max_conv_dim': 16,
+  'discriminator.dim_in': 8,
+  'discriminator.max_conv_dim': 16,
+  'loss.code_weight': (0.0, 1.0, 2),
+  'loss.ds_weight': (1.0, 0.0, 2),
+  'loss.cyc_e_weight': (1.0, 1.5, 2),
+  'log_every': 2,
+  'sample_every': 4,
+  'checkpoint_every': 2,
+  'num_sample_faces': 2,
+  'eval.batch_size': 40,
+  'eval.num_grid_faces': 2,
+  'eval.num_identities': 10,
+  'eval.code_scales': (0.0, 0.5, 1.0),
+  'eval.intensity_grid': 5,
+  'eval.codes_per_class': 8,
 }
 BASES = {'': {}, 'quick': QUICK, 'tiny': TINY}
 MODIFIERS = {
-    'color_encoder': {'encoder.grayscale': False},
-    'constant_weights': {'loss.code_weight': (1.0, 1.0, 0), 'loss.cyc_e_weight': (1.0, 1.0, 0)},
+  'color_encoder': {'encoder.grayscale': False},
+  'constant_weights': {'loss.code_weight': (1.0, 1.0, 0), 'loss.cyc_e_weight': (1.0, 1.0, 0)},
 }
 
 
@@ -73,9 +104,20 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.discriminator = ml_collections.ConfigDict(dict(dim_in=0, max_conv_dim=512))
   # Non-saturating BCE with R1 on real faces, as the official code. *_weight: (start, end,
   # steps) of a linear ramp in the step (objectives.losses.ramp).
-  c.loss = ml_collections.ConfigDict(dict(
-      adversarial='bce', lambda_gp=10.0, lambda_r1=0.5, r1_every=1,
-      code_range=(-0.5, 0.5), lambda_adv_e=1.0, lambda_adv_n=1.0, lambda_cyc_n=1.0,
-      code_weight=(0.0, 1.0, 5000), ds_weight=(1.0, 0.0, 10000),
-      cyc_e_weight=(1.0, 1.5, 10000), proportional_ds=True))
+  c.loss = ml_collections.ConfigDict(
+    dict(
+      adversarial='bce',
+      lambda_gp=10.0,
+      lambda_r1=0.5,
+      r1_every=1,
+      code_range=(-0.5, 0.5),
+      lambda_adv_e=1.0,
+      lambda_adv_n=1.0,
+      lambda_cyc_n=1.0,
+      code_weight=(0.0, 1.0, 5000),
+      ds_weight=(1.0, 0.0, 10000),
+      cyc_e_weight=(1.0, 1.5, 10000),
+      proportional_ds=True,
+    )
+  )
   return variants.apply(c, PAPER, BASES[base], *(MODIFIERS[m] for m in modifiers))

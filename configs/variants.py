@@ -1,6 +1,8 @@
 """Variant strings of the model configs: a base ('', 'quick', 'tiny') and '+'-joined modifiers,
 each an override dict ({'generator.conv_dim': 16, ...}) applied in order."""
-from typing import Any, Mapping
+
+from collections.abc import Mapping
+from typing import Any
 
 import ml_collections
 
@@ -16,8 +18,10 @@ def parse(variant: str, modifiers) -> tuple[str, list[str]]:
   if base in modifiers:
     base, mods = '', [base, *mods]
   if base not in BASES:
-    raise ValueError(f"unknown variant {variant!r}: use '', 'quick' or 'tiny', optionally "
-                     f"followed by '+MODIFIER' with MODIFIER in {sorted(modifiers)}.")
+    raise ValueError(
+      f"unknown variant {variant!r}: use '', 'quick' or 'tiny', optionally "
+      f"followed by '+MODIFIER' with MODIFIER in {sorted(modifiers)}."
+    )
   for m in mods:
     if m not in modifiers:
       raise ValueError(f'unknown modifier {m!r} in {variant!r}; known: {sorted(modifiers)}')

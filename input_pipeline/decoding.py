@@ -14,7 +14,8 @@ import io
 import struct
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+from PIL import ImageOps
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -101,8 +102,9 @@ def _decode(data: bytes, size: int, crop_box) -> np.ndarray:
   return np.asarray(img, dtype=np.uint8).reshape(size, size, 3)
 
 
-def decode_image(data: bytes, size: int, *,
-                 crop_box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def decode_image(
+  data: bytes, size: int, *, crop_box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
   """Decodes encoded image bytes to a uint8 (size, size, 3) RGB array.
 
   The upright image (EXIF orientation applied) is cropped to `crop_box` (left, top, right,
@@ -119,18 +121,31 @@ def decode_image(data: bytes, size: int, *,
   except DecodeError:
     raise
   except Image.UnidentifiedImageError as e:
-    raise DecodeError(f'not an image in a supported format ({"/".join(_ALLOWED_FORMATS)}); '
-                      f'first bytes {bytes(data[:8])!r}') from e
+    raise DecodeError(
+      f'not an image in a supported format ({"/".join(_ALLOWED_FORMATS)}); '
+      f'first bytes {bytes(data[:8])!r}'
+    ) from e
   except Image.DecompressionBombError as e:
     raise DecodeError(f'image too large: {e}') from e
-  except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError,
-          struct.error, ZeroDivisionError, MemoryError) as e:
+  except (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    EOFError,
+    struct.error,
+    ZeroDivisionError,
+    MemoryError,
+  ) as e:
     # Pillow plugins raise all of these on malformed input.
     raise DecodeError(f'cannot decode image: {type(e).__name__}: {e}') from e
 
 
-def load_image(path: str, size: int, *,
-               crop_box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def load_image(
+  path: str, size: int, *, crop_box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
   """Reads and decodes one image file; every failure is a DecodeError that names the path."""
   try:
     with open(path, 'rb') as f:
@@ -143,4 +158,3 @@ def load_image(path: str, size: int, *,
     return decode_image(data, size, crop_box=crop_box)
   except DecodeError as e:
     raise DecodeError(f'{path}: {e}') from e
-

@@ -16,8 +16,8 @@ import numpy as np
 from input_pipeline import decoding
 
 EXPECTED_FOLDER_LAYOUT = (
-    'root/<class_name>/*.{jpg,jpeg,png,bmp,webp} (one subfolder per class, as StarGAN\'s RaFD '
-    'layout)')
+  "root/<class_name>/*.{jpg,jpeg,png,bmp,webp} (one subfolder per class, as StarGAN's RaFD layout)"
+)
 
 
 class DatasetLayoutError(ValueError):
@@ -29,8 +29,11 @@ def _layout_error(problem: str) -> DatasetLayoutError:
 
 
 def _is_image_file(path: str, name: str) -> bool:
-  return (not name.startswith('.') and name.lower().endswith(decoding.IMAGE_EXTENSIONS)
-          and os.path.isfile(path))
+  return (
+    not name.startswith('.')
+    and name.lower().endswith(decoding.IMAGE_EXTENSIONS)
+    and os.path.isfile(path)
+  )
 
 
 def _list_visible(folder: str) -> list[str]:
@@ -58,25 +61,35 @@ def scan_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
   if not class_names:
     if loose_images:
       raise _layout_error(
-          f'data set root {root!r} has {len(loose_images)} image files directly in it (e.g. '
-          f'{loose_images[0]!r}) but no class subfolders; move them into root/<class_name>/')
+        f'data set root {root!r} has {len(loose_images)} image files directly in it (e.g. '
+        f'{loose_images[0]!r}) but no class subfolders; move them into root/<class_name>/'
+      )
     raise _layout_error(f'data set root {root!r} has no class subfolders')
   if loose_images:
-    logging.warning('Ignoring %d image files directly in data set root %s (e.g. %s); only '
-                    'images inside class subfolders are used.', len(loose_images), root,
-                    loose_images[0])
+    logging.warning(
+      'Ignoring %d image files directly in data set root %s (e.g. %s); only '
+      'images inside class subfolders are used.',
+      len(loose_images),
+      root,
+      loose_images[0],
+    )
 
   files, empty = [], []
   for label, name in enumerate(class_names):
     folder = os.path.join(root, name)
-    images = [os.path.join(folder, f) for f in _list_visible(folder)
-              if _is_image_file(os.path.join(folder, f), f)]
+    images = [
+      os.path.join(folder, f)
+      for f in _list_visible(folder)
+      if _is_image_file(os.path.join(folder, f), f)
+    ]
     if not images:
       empty.append(folder)
     files.extend((path, label) for path in images)
   if empty:
-    raise _layout_error('class folder(s) with no image files ('
-                        f'{"/".join(decoding.IMAGE_EXTENSIONS)}): {", ".join(empty)}')
+    raise _layout_error(
+      'class folder(s) with no image files ('
+      f'{"/".join(decoding.IMAGE_EXTENSIONS)}): {", ".join(empty)}'
+    )
   return class_names, files
 
 

@@ -4,10 +4,11 @@ A `TwoGroupSource` holds two random-access sources. Training reads them as two i
 shuffled streams zipped together (input_pipeline.pipeline), so no pairing is ever fixed; indexing
 the source itself (`source[i]`) pairs item i of each group, for sample pictures only.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 import os
-from typing import Sequence
 
 import numpy as np
 
@@ -15,11 +16,15 @@ from input_pipeline import decoding
 from input_pipeline import folders
 from input_pipeline import synthetic
 
-EXPECTED_DOMAIN_LAYOUT = ("root/{train,test}A/*.jpg and root/{train,test}B/*.jpg (CycleGAN's "
-                          "layout: one folder of images per domain and split)")
-EXPECTED_GROUP_LAYOUT = ('root/{train,test}/neutral/*.jpg and root/{train,test}/emotional/'
-                         '[<expression>/]*.jpg (2CET-GAN: neutral faces, emotional faces with '
-                         'optional expression subfolders)')
+EXPECTED_DOMAIN_LAYOUT = (
+  "root/{train,test}A/*.jpg and root/{train,test}B/*.jpg (CycleGAN's "
+  'layout: one folder of images per domain and split)'
+)
+EXPECTED_GROUP_LAYOUT = (
+  'root/{train,test}/neutral/*.jpg and root/{train,test}/emotional/'
+  '[<expression>/]*.jpg (2CET-GAN: neutral faces, emotional faces with '
+  'optional expression subfolders)'
+)
 
 
 class Subset:
@@ -64,8 +69,10 @@ class TwoGroupSource:
 
   def __repr__(self) -> str:
     a, b = self.groups
-    return (f'TwoGroupSource({self.group_names[0]}: {len(a)}, {self.group_names[1]}: {len(b)}, '
-            f'classes {list(self.class_names)})')
+    return (
+      f'TwoGroupSource({self.group_names[0]}: {len(a)}, {self.group_names[1]}: {len(b)}, '
+      f'classes {list(self.class_names)})'
+    )
 
 
 def list_images(folder: str, layout: str) -> list[str]:
@@ -75,20 +82,28 @@ def list_images(folder: str, layout: str) -> list[str]:
   paths = []
   for root, dirs, files in os.walk(folder):
     dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-    paths.extend(os.path.join(root, f) for f in sorted(files)
-                 if not f.startswith('.') and f.lower().endswith(decoding.IMAGE_EXTENSIONS))
+    paths.extend(
+      os.path.join(root, f)
+      for f in sorted(files)
+      if not f.startswith('.') and f.lower().endswith(decoding.IMAGE_EXTENSIONS)
+    )
   if not paths:
-    raise folders.DatasetLayoutError(f'{folder!r} holds no image files '
-                                     f'({"/".join(decoding.IMAGE_EXTENSIONS)}). Expected '
-                                     f'layout: {layout}')
+    raise folders.DatasetLayoutError(
+      f'{folder!r} holds no image files '
+      f'({"/".join(decoding.IMAGE_EXTENSIONS)}). Expected '
+      f'layout: {layout}'
+    )
   return paths
 
 
-def synthetic_domains(split: str, size: int, num_classes: int, styles: Sequence[str],
-                      seed: int = 0) -> TwoGroupSource:
+def synthetic_domains(
+  split: str, size: int, num_classes: int, styles: Sequence[str], seed: int = 0
+) -> TwoGroupSource:
   """The synthetic faces in two styles (all expressions each): A = styles[0], B = styles[1]."""
-  a, b = (synthetic.SyntheticFaces(split=split, size=size, num_classes=num_classes, style=s,
-                                   seed=seed) for s in styles)
+  a, b = (
+    synthetic.SyntheticFaces(split=split, size=size, num_classes=num_classes, style=s, seed=seed)
+    for s in styles
+  )
   return TwoGroupSource(a, b, tuple(styles), tuple(styles))
 
 
@@ -100,11 +115,18 @@ def folder_domains(root: str, split: str) -> TwoGroupSource:
   return TwoGroupSource(a, b, names, names)
 
 
-def synthetic_groups(split: str, size: int, num_classes: int, style: str,
-                     intensity_range=(1.0, 1.0), seed: int = 0) -> TwoGroupSource:
+def synthetic_groups(
+  split: str, size: int, num_classes: int, style: str, intensity_range=(1.0, 1.0), seed: int = 0
+) -> TwoGroupSource:
   """Neutral faces (class 0) and emotional faces (classes 1..) of the synthetic identities."""
-  faces = synthetic.SyntheticFaces(split=split, size=size, num_classes=num_classes, style=style,
-                                   intensity_range=intensity_range, seed=seed)
+  faces = synthetic.SyntheticFaces(
+    split=split,
+    size=size,
+    num_classes=num_classes,
+    style=style,
+    intensity_range=intensity_range,
+    seed=seed,
+  )
   index = np.arange(len(faces))
   neutral = Subset(faces, index[index % num_classes == 0])
   emotional = Subset(faces, index[index % num_classes != 0])
@@ -118,20 +140,31 @@ def folder_groups(root: str, split: str) -> TwoGroupSource:
   neutral = list_images(os.path.join(base, 'neutral'), EXPECTED_GROUP_LAYOUT)
   emotional_dir = os.path.join(base, 'emotional')
   emotional = list_images(emotional_dir, EXPECTED_GROUP_LAYOUT)
-  subdirs = sorted(d for d in os.listdir(emotional_dir)
-                   if not d.startswith('.') and os.path.isdir(os.path.join(emotional_dir, d)))
+  subdirs = sorted(
+    d
+    for d in os.listdir(emotional_dir)
+    if not d.startswith('.') and os.path.isdir(os.path.join(emotional_dir, d))
+  )
   if subdirs:
     class_names = ('neutral', *subdirs)
-    labels = [1 + subdirs.index(os.path.relpath(p, emotional_dir).split(os.sep)[0])
-              if os.sep in os.path.relpath(p, emotional_dir) else -1 for p in emotional]
+    labels = [
+      1 + subdirs.index(os.path.relpath(p, emotional_dir).split(os.sep)[0])
+      if os.sep in os.path.relpath(p, emotional_dir)
+      else -1
+      for p in emotional
+    ]
     loose = [p for p, l in zip(emotional, labels) if l < 0]
     if loose:
       raise folders.DatasetLayoutError(
-          f'{emotional_dir!r} has expression subfolders and also {len(loose)} images directly in '
-          f'it (e.g. {loose[0]!r}); move them into a subfolder. Expected layout: '
-          f'{EXPECTED_GROUP_LAYOUT}')
+        f'{emotional_dir!r} has expression subfolders and also {len(loose)} images directly in '
+        f'it (e.g. {loose[0]!r}); move them into a subfolder. Expected layout: '
+        f'{EXPECTED_GROUP_LAYOUT}'
+      )
   else:
     class_names, labels = ('neutral', 'emotional'), [1] * len(emotional)
-  return TwoGroupSource(folders.FileListSource(neutral, [0] * len(neutral), class_names),
-                        folders.FileListSource(emotional, labels, class_names),
-                        ('neutral', 'emotional'), class_names)
+  return TwoGroupSource(
+    folders.FileListSource(neutral, [0] * len(neutral), class_names),
+    folders.FileListSource(emotional, labels, class_names),
+    ('neutral', 'emotional'),
+    class_names,
+  )

@@ -11,6 +11,7 @@ attribute lines, unmatched file names), with their line numbers; and a contact s
 row of samples per class. Writes report.json and contact_sheet_<split>.png to --out and prints
 a summary.
 """
+
 import collections
 import hashlib
 import json
@@ -31,17 +32,19 @@ from input_pipeline import pipeline
 def _sheet(examples: dict[int, list[np.ndarray]], class_names, size: int, per_class: int):
   """Rows of up to `per_class` samples per class on white, 2 px gaps."""
   gap = 2
-  sheet = np.full((len(class_names) * (size + gap) + gap, per_class * (size + gap) + gap, 3), 255,
-                  np.uint8)
+  sheet = np.full(
+    (len(class_names) * (size + gap) + gap, per_class * (size + gap) + gap, 3), 255, np.uint8
+  )
   for row, _ in enumerate(class_names):
     for col, image in enumerate(examples.get(row, [])[:per_class]):
       y, x = gap + row * (size + gap), gap + col * (size + gap)
-      sheet[y:y + size, x:x + size] = image
+      sheet[y : y + size, x : x + size] = image
   return sheet
 
 
-def inspect_source(source, size: int, per_class: int = 8, max_items: int = 0) -> tuple[dict,
-                                                                                      np.ndarray]:
+def inspect_source(
+  source, size: int, per_class: int = 8, max_items: int = 0
+) -> tuple[dict, np.ndarray]:
   """-> (report, contact sheet) of one labelled source."""
   names = list(source.class_names)
   counts = collections.Counter()
@@ -74,10 +77,12 @@ def inspect_source(source, size: int, per_class: int = 8, max_items: int = 0) ->
     if len(samples[label]) < per_class:
       samples[label].append(image)
   report = {
-      'images': n, 'per_class': {c: counts.get(c, 0) for c in names},
-      'sizes': dict(sizes.most_common()), 'unreadable': unreadable,
-      'duplicates': [paths for paths in hashes.values() if len(paths) > 1],
-      'left_out': [{'where': w, 'why': y} for w, y in getattr(source, 'problems', [])],
+    'images': n,
+    'per_class': {c: counts.get(c, 0) for c in names},
+    'sizes': dict(sizes.most_common()),
+    'unreadable': unreadable,
+    'duplicates': [paths for paths in hashes.values() if len(paths) > 1],
+    'left_out': [{'where': w, 'why': y} for w, y in getattr(source, 'problems', [])],
   }
   return report, _sheet(samples, names, size, per_class)
 
@@ -87,8 +92,11 @@ def inspect(config, out: str, per_class: int = 8, max_items: int = 0) -> dict:
   report = {'source': config.data.source}
   for split in ('train', 'test'):
     source = pipeline.make_source(config.data, split)
-    parts = ([(f'{split}-{n}', g) for n, g in zip(source.group_names, source.groups)]
-             if isinstance(source, groups.TwoGroupSource) else [(split, source)])
+    parts = (
+      [(f'{split}-{n}', g) for n, g in zip(source.group_names, source.groups)]
+      if isinstance(source, groups.TwoGroupSource)
+      else [(split, source)]
+    )
     for name, part in parts:
       part_report, sheet = inspect_source(part, config.data.image_size, per_class, max_items)
       part_report['contact_sheet'] = f'contact_sheet_{name}.png'
@@ -107,8 +115,10 @@ def summary(report: dict) -> str:
     lines.append(f'{name}: {r["images"]} images; per class {r["per_class"]}')
     top = list(r['sizes'].items())[:5]
     lines.append(f'  sizes (most common): {", ".join(f"{s} x{c}" for s, c in top)}')
-    lines.append(f'  unreadable: {len(r["unreadable"])}; duplicate groups: '
-                 f'{len(r["duplicates"])}; left out by the source: {len(r["left_out"])}')
+    lines.append(
+      f'  unreadable: {len(r["unreadable"])}; duplicate groups: '
+      f'{len(r["duplicates"])}; left out by the source: {len(r["left_out"])}'
+    )
     for u in r['unreadable'][:3]:
       lines.append(f'    {u["file"]}: {u["reason"]}')
     for d in r['duplicates'][:3]:
@@ -133,4 +143,6 @@ if __name__ == '__main__':
   _PER_CLASS = flags.DEFINE_integer('per_class', 8, 'Samples per class on the contact sheet.')
   _MAX_ITEMS = flags.DEFINE_integer('max_items', 0, 'Look at the first N items only (0: all).')
   flags.mark_flags_as_required(['config', 'out'])
-  app.run(main)
+  from jaxpr_gan import cli  # pylint: disable=g-import-not-at-top
+
+  cli.run(main)

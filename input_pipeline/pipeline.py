@@ -11,6 +11,7 @@ later batch), so with bad files the batches are the same per process count only.
 The iterator's state (`get_state`/`set_state`) is saved with every checkpoint, so a resumed run
 reads exactly the batches an uninterrupted run would have read.
 """
+
 from typing import Any
 
 from absl import logging
@@ -22,6 +23,7 @@ from input_pipeline import folders
 from input_pipeline import groups
 from input_pipeline import records
 from input_pipeline import sources
+from input_pipeline import splits
 from input_pipeline import synthetic
 
 # data.groups: how a model reads its data. 'classes': labelled faces (the conditional family);
@@ -33,14 +35,17 @@ SOURCES = ('synthetic', 'folder') + sources.LABELLED_SOURCES + ('tfds', 'array_r
 def _make_group_source(data: ml_collections.ConfigDict, split: str) -> groups.TwoGroupSource:
   if data.source == 'synthetic':
     if data.groups == 'domains':
-      return groups.synthetic_domains(split, data.image_size, data.num_classes, data.styles,
-                                      data.seed)
-    return groups.synthetic_groups(split, data.image_size, data.num_classes, data.style,
-                                   tuple(data.intensity_range), data.seed)
+      return groups.synthetic_domains(
+        split, data.image_size, data.num_classes, data.styles, data.seed
+      )
+    return groups.synthetic_groups(
+      split, data.image_size, data.num_classes, data.style, tuple(data.intensity_range), data.seed
+    )
   if data.source == 'folder':
     if not data.root:
-      layout = (groups.EXPECTED_DOMAIN_LAYOUT if data.groups == 'domains'
-                else groups.EXPECTED_GROUP_LAYOUT)
+      layout = (
+        groups.EXPECTED_DOMAIN_LAYOUT if data.groups == 'domains' else groups.EXPECTED_GROUP_LAYOUT
+      )
       raise ValueError(f'config.data.root is empty: set it to a folder laid out as {layout}')
     if data.groups == 'domains':
       return groups.folder_domains(data.root, split)
@@ -49,12 +54,16 @@ def _make_group_source(data: ml_collections.ConfigDict, split: str) -> groups.Tw
     meta = records.read_meta(data.array_record_dir)
     names = meta.get('groups')
     if not names:
-      raise ValueError(f'{data.array_record_dir} holds labelled classes, not two groups; prepare '
-                       f'it from a {data.groups!r} config')
+      raise ValueError(
+        f'{data.array_record_dir} holds labelled classes, not two groups; prepare '
+        f'it from a {data.groups!r} config'
+      )
     a, b = (records.ArrayRecordSource(data.array_record_dir, split, g) for g in names)
     return groups.TwoGroupSource(a, b, tuple(names), tuple(meta['class_names']))
-  raise ValueError(f"config.data.source {data.source!r} cannot give two groups: use "
-                   "'synthetic', 'folder' or 'array_record'.")
+  raise ValueError(
+    f'config.data.source {data.source!r} cannot give two groups: use '
+    "'synthetic', 'folder' or 'array_record'."
+  )
 
 
 def make_source(data: ml_collections.ConfigDict, split: str):
@@ -69,33 +78,48 @@ def make_source(data: ml_collections.ConfigDict, split: str):
     return _make_group_source(data, split)
   if data.source == 'synthetic':
     return synthetic.SyntheticFaces(
-        split=split, size=data.image_size, num_classes=data.num_classes, style=data.style,
-        intensity_range=tuple(data.intensity_range), seed=data.seed)
+      split=split,
+      size=data.image_size,
+      num_classes=data.num_classes,
+      style=data.style,
+      intensity_range=tuple(data.intensity_range),
+      seed=data.seed,
+    )
   if data.source == 'folder':
     root = data.train_dir if split == 'train' else data.test_dir
     if not root:
-      raise ValueError(f"config.data.{split}_dir is empty: set it to a folder laid out as "
-                       f"{folders.EXPECTED_FOLDER_LAYOUT}")
+      raise ValueError(
+        f'config.data.{split}_dir is empty: set it to a folder laid out as '
+        f'{folders.EXPECTED_FOLDER_LAYOUT}'
+      )
     source = folders.ImageFolderSource(root)
   elif data.source in sources.LABELLED_SOURCES:
-    source = sources.make_labelled_source(data, split)
+    source = splits.make_labelled_source(data, split)
   elif data.source == 'tfds':
     source = records.TFDSSource(
-        data.tfds_name, data.tfds_train_split if split == 'train' else data.tfds_test_split,
-        data.tfds_data_dir, data.tfds_image_key, data.tfds_label_key, data.image_size)
+      data.tfds_name,
+      data.tfds_train_split if split == 'train' else data.tfds_test_split,
+      data.tfds_data_dir,
+      data.tfds_image_key,
+      data.tfds_label_key,
+      data.image_size,
+    )
   elif data.source == 'array_record':
     source = records.ArrayRecordSource(data.array_record_dir, split)
     if source.image_size != data.image_size:
-      raise ValueError(f'{data.array_record_dir} was prepared at {source.image_size} px but '
-                       f'config.data.image_size is {data.image_size}; prepare it again or set '
-                       f'--config.data.image_size={source.image_size}')
+      raise ValueError(
+        f'{data.array_record_dir} was prepared at {source.image_size} px but '
+        f'config.data.image_size is {data.image_size}; prepare it again or set '
+        f'--config.data.image_size={source.image_size}'
+      )
   else:
     raise ValueError(f'unknown config.data.source {data.source!r}: use one of {SOURCES}.')
   if data.num_classes and len(source.class_names) != data.num_classes:
     raise ValueError(
-        f'the {data.source} data has {len(source.class_names)} classes '
-        f'{list(source.class_names)} but config.data.num_classes is {data.num_classes}: set '
-        f'--config.data.num_classes={len(source.class_names)}.')
+      f'the {data.source} data has {len(source.class_names)} classes '
+      f'{list(source.class_names)} but config.data.num_classes is {data.num_classes}: set '
+      f'--config.data.num_classes={len(source.class_names)}.'
+    )
   return source
 
 
@@ -111,12 +135,20 @@ class ToExample(grain.transforms.Map):
   def map(self, record: dict[str, Any]) -> dict[str, Any]:
     if 'a' in record and 'b' in record:
       a, b = self.map(record['a']), self.map(record['b'])
-      return {'image_a': a['image'], 'label_a': a['label'], 'image_b': b['image'],
-              'label_b': b['label'], 'valid': np.bool_(a['valid'] and b['valid'])}
+      return {
+        'image_a': a['image'],
+        'label_a': a['label'],
+        'image_b': b['image'],
+        'label_b': b['label'],
+        'valid': np.bool_(a['valid'] and b['valid']),
+      }
     if 'path' in record:
       record = folders.decode_record(record, self._size)
-      return {'image': record['image'], 'label': np.int32(record['label']),
-              'valid': np.bool_(record['valid'])}
+      return {
+        'image': record['image'],
+        'label': np.int32(record['label']),
+        'valid': np.bool_(record['valid']),
+      }
     return {'image': record['image'], 'label': np.int32(record['label']), 'valid': np.bool_(True)}
 
 
@@ -141,8 +173,9 @@ class _ReadPair(grain.transforms.Map):
   def map(self, indices) -> dict[str, Any]:
     ia, ib = (int(i) for i in indices)
     a, b = self._groups
-    return dict(self._to_example.map({'a': a[ia], 'b': b[ib]}), index_a=np.int64(ia),
-                index_b=np.int64(ib))
+    return dict(
+      self._to_example.map({'a': a[ia], 'b': b[ib]}), index_a=np.int64(ia), index_b=np.int64(ib)
+    )
 
 
 class _Zip(grain.MapDataset):
@@ -192,7 +225,6 @@ class _ProcessBlocks(grain.MapDataset):
 
 
 class _RandomFlip(grain.transforms.RandomMap):
-
   def random_map(self, example: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     flipped = {}
     for key in sorted(k for k in example if k.startswith('image')):  # each image on its own
@@ -229,7 +261,6 @@ class _ValidBatchIterator(grain.DatasetIterator):
 
 
 class _ValidBatch(grain.IterDataset):
-
   def __init__(self, parent: grain.IterDataset, batch_size: int):
     super().__init__(parent)
     self._batch_size = batch_size
@@ -238,23 +269,27 @@ class _ValidBatch(grain.IterDataset):
     return _ValidBatchIterator(self._parent.__iter__(), self._batch_size)
 
 
-def create_train_dataset(config: ml_collections.ConfigDict, source, *, process_index: int = 0,
-                         process_count: int = 1) -> grain.IterDataset:
+def create_train_dataset(
+  config: ml_collections.ConfigDict, source, *, process_index: int = 0, process_count: int = 1
+) -> grain.IterDataset:
   """Infinite iterator of this process's block of each global batch (`config.batch_size`).
 
   Every process builds the same global stream and reads only its own block of each batch (a
   lazy view: the other processes' examples are never decoded).
   """
   if config.batch_size % process_count:
-    raise ValueError(f'batch_size {config.batch_size} is not divisible by the '
-                     f'{process_count} processes.')
+    raise ValueError(
+      f'batch_size {config.batch_size} is not divisible by the {process_count} processes.'
+    )
   data = config.data
   per_process = config.batch_size // process_count
   if len(source) == 0:
     raise ValueError('the training source holds no examples.')
   if isinstance(source, groups.TwoGroupSource):  # two streams, each shuffled on its own
-    a, b = (grain.MapDataset.range(len(g)).shuffle(seed=data.seed + 17 * k).repeat(None)
-            for k, g in enumerate(source.groups))
+    a, b = (
+      grain.MapDataset.range(len(g)).shuffle(seed=data.seed + 17 * k).repeat(None)
+      for k, g in enumerate(source.groups)
+    )
     ds = _Zip(a, b).map(_ReadPair(source, data.image_size))
   else:
     ds = grain.MapDataset.range(len(source)).shuffle(seed=data.seed).repeat(None)
@@ -267,10 +302,18 @@ def create_train_dataset(config: ml_collections.ConfigDict, source, *, process_i
   if data.num_workers > 0:
     # Workers take strided slices and are read round-robin, so examples arrive in the same
     # order for any number of workers; batching (and dropping bad files) stays here.
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.num_workers,
-                                                     per_worker_buffer_size=64))
+    ds = ds.mp_prefetch(
+      grain.MultiprocessingOptions(num_workers=data.num_workers, per_worker_buffer_size=64)
+    )
   ds = _ValidBatch(ds, per_process)
-  logging.info('Training data: %d examples, classes %s; process %d of %d reads %d of every '
-               'global batch of %d.', len(source), list(source.class_names), process_index,
-               process_count, per_process, config.batch_size)
+  logging.info(
+    'Training data: %d examples, classes %s; process %d of %d reads %d of every '
+    'global batch of %d.',
+    len(source),
+    list(source.class_names),
+    process_index,
+    process_count,
+    per_process,
+    config.batch_size,
+  )
   return ds

@@ -13,6 +13,7 @@ when complete, with a small JSON of its counts beside it: an interrupted prepara
 skips the finished shards. meta.json (class names, counts per class, shards) is written last;
 until it exists the directory is not a data set.
 """
+
 import json
 import math
 import multiprocessing
@@ -33,6 +34,7 @@ def _write_shard(task) -> dict:
   """(source, start, end, path, size) -> the shard's counts; writes path atomically."""
   source, start, end, path, size = task
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+
   to_example = pipeline.ToExample(size)
   counts, skipped = {}, []
   tmp = path + '.tmp'
@@ -62,13 +64,8 @@ def _parts(data, split: str):
   return source, [(split, source)]
 
 
-def prepare(config, out: str, splits=('train', 'test'), shard_size: int = 2000,
-            workers: int = 2) -> dict:
-  """Writes the ArrayRecord data set; -> its meta."""
-  data = config.data
-  os.makedirs(out, exist_ok=True)
-  meta = {'image_size': data.image_size, 'source': data.source, 'shards': {}, 'counts': {},
-          'skipped': {}, 'data': data.to_dict()}
+def _plan(data, out: str, splits, shard_size: int, meta: dict):
+  """Fills meta's class names, groups and shard counts; -> (tasks to run, finished summaries)."""
   tasks, finished = [], {}
   for split in splits:
     source, parts = _parts(data, split)
@@ -84,17 +81,25 @@ def prepare(config, out: str, splits=('train', 'test'), shard_size: int = 2000,
           with open(path + '.json') as f:
             finished.setdefault(prefix, []).append(json.load(f))
           continue
-        tasks.append((prefix, (part, k * shard_size, min(len(part), (k + 1) * shard_size), path,
-                               data.image_size)))
-  if finished:
-    logging.info('Resuming: %d shards already written.', sum(map(len, finished.values())))
+        tasks.append(
+          (
+            prefix,
+            (part, k * shard_size, min(len(part), (k + 1) * shard_size), path, data.image_size),
+          )
+        )
+  return tasks, finished
+
+
+def _run(tasks, finished: dict, out: str, workers: int) -> dict:
+  """Writes the shards of tasks; -> {prefix: [shard summary]}, finished ones included."""
   total = sum(t[1][2] - t[1][1] for t in tasks)
   results = dict(finished)
   with tqdm.tqdm(total=total, unit='img', desc=f'prepare -> {out}') as bar:
     if workers > 1 and len(tasks) > 1:
       with multiprocessing.get_context('spawn').Pool(workers) as pool:
-        for prefix, summary in zip([t[0] for t in tasks],
-                                   pool.imap(_write_shard, [t[1] for t in tasks])):
+        for prefix, summary in zip(
+          [t[0] for t in tasks], pool.imap(_write_shard, [t[1] for t in tasks])
+        ):
           results.setdefault(prefix, []).append(summary)
           bar.update(summary['items'])
     else:
@@ -102,6 +107,27 @@ def prepare(config, out: str, splits=('train', 'test'), shard_size: int = 2000,
         summary = _write_shard(task)
         results.setdefault(prefix, []).append(summary)
         bar.update(summary['items'])
+  return results
+
+
+def prepare(
+  config, out: str, splits=('train', 'test'), shard_size: int = 2000, workers: int = 2
+) -> dict:
+  """Writes the ArrayRecord data set; -> its meta."""
+  data = config.data
+  os.makedirs(out, exist_ok=True)
+  meta = {
+    'image_size': data.image_size,
+    'source': data.source,
+    'shards': {},
+    'counts': {},
+    'skipped': {},
+    'data': data.to_dict(),
+  }
+  tasks, finished = _plan(data, out, splits, shard_size, meta)
+  if finished:
+    logging.info('Resuming: %d shards already written.', sum(map(len, finished.values())))
+  results = _run(tasks, finished, out, workers)
   names = meta['class_names']
   for prefix, summaries in results.items():
     counts = {}
@@ -118,11 +144,11 @@ def prepare(config, out: str, splits=('train', 'test'), shard_size: int = 2000,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  meta = prepare(_CONFIG.value, _OUT.value, tuple(_SPLITS.value), _SHARD_SIZE.value,
-                 _WORKERS.value)
+  meta = prepare(_CONFIG.value, _OUT.value, tuple(_SPLITS.value), _SHARD_SIZE.value, _WORKERS.value)
   for prefix, counts in meta['counts'].items():
-    print(f'{prefix}: {sum(counts.values())} images {counts}; left out '
-          f'{len(meta["skipped"][prefix])}')
+    print(
+      f'{prefix}: {sum(counts.values())} images {counts}; left out {len(meta["skipped"][prefix])}'
+    )
   print(f'train with --config.data.source=array_record --config.data.array_record_dir={_OUT.value}')
 
 
@@ -133,4 +159,6 @@ if __name__ == '__main__':
   _SHARD_SIZE = flags.DEFINE_integer('shard_size', 2000, 'Images per shard.')
   _WORKERS = flags.DEFINE_integer('workers', 2, 'Worker processes.')
   flags.mark_flags_as_required(['config', 'out'])
-  app.run(main)
+  from jaxpr_gan import cli  # pylint: disable=g-import-not-at-top
+
+  cli.run(main)

@@ -11,6 +11,7 @@ TFDS: `tfds.data_source(name, split, data_dir)` of a prepared data set, read wit
 TensorFlow; the image and label features are named in the config; images are centre-cropped
 and resized to data.image_size as the file decoder does.
 """
+
 import glob
 import json
 import os
@@ -22,17 +23,21 @@ META_FILE = 'meta.json'
 
 
 def encode(image: np.ndarray, label: int, identity: str = '') -> bytes:
-  header = json.dumps({'label': int(label), 'shape': list(image.shape),
-                       'identity': identity}).encode()
+  header = json.dumps(
+    {'label': int(label), 'shape': list(image.shape), 'identity': identity}
+  ).encode()
   return header + b'\n' + np.ascontiguousarray(image, np.uint8).tobytes()
 
 
 def decode(record: bytes) -> dict:
   newline = record.index(b'\n')
   header = json.loads(record[:newline])
-  image = np.frombuffer(record[newline + 1:], np.uint8).reshape(header['shape'])
-  return {'image': image.copy(), 'label': np.int32(header['label']),
-          'identity': header.get('identity', '')}
+  image = np.frombuffer(record[newline + 1 :], np.uint8).reshape(header['shape'])
+  return {
+    'image': image.copy(),
+    'label': np.int32(header['label']),
+    'identity': header.get('identity', ''),
+  }
 
 
 def shard_name(prefix: str, index: int, count: int) -> str:
@@ -43,8 +48,10 @@ def shard_name(prefix: str, index: int, count: int) -> str:
 def read_meta(directory: str) -> dict:
   path = os.path.join(directory, META_FILE)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'{directory!r} holds no {META_FILE}: is it the output of python -m '
-                            'input_pipeline.prepare? (config.data.array_record_dir)')
+    raise FileNotFoundError(
+      f'{directory!r} holds no {META_FILE}: is it the output of python -m '
+      'input_pipeline.prepare? (config.data.array_record_dir)'
+    )
   with open(path) as f:
     return json.load(f)
 
@@ -55,13 +62,18 @@ class ArrayRecordSource:
   def __init__(self, directory: str, split: str, group: str | None = None):
     meta = read_meta(directory)
     prefix = f'{split}-{group}' if group else split
-    self.paths = sorted(glob.glob(os.path.join(
-        directory, f'{prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9]*.array_record')))
+    self.paths = sorted(
+      glob.glob(
+        os.path.join(directory, f'{prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9]*.array_record')
+      )
+    )
     expected = meta['shards'].get(prefix)
     if not self.paths or len(self.paths) != expected:
-      raise FileNotFoundError(f'{directory}: {len(self.paths)} shards of {prefix!r}, meta.json '
-                              f'lists {expected}; rerun python -m input_pipeline.prepare to '
-                              'finish it')
+      raise FileNotFoundError(
+        f'{directory}: {len(self.paths)} shards of {prefix!r}, meta.json '
+        f'lists {expected}; rerun python -m input_pipeline.prepare to '
+        'finish it'
+      )
     self.class_names = tuple(meta['class_names'])
     self.image_size = meta['image_size']
     self._directory, self._prefix = directory, prefix
@@ -70,6 +82,7 @@ class ArrayRecordSource:
   def _open(self):
     if self._source is None:  # opened lazily, so the source pickles into grain workers
       from array_record.python import array_record_data_source  # pylint: disable=g-import-not-at-top
+
       self._source = array_record_data_source.ArrayRecordDataSource(self.paths)
     return self._source
 
@@ -99,34 +112,43 @@ def fit(image: np.ndarray, size: int) -> np.ndarray:
   w, h = img.size
   side = min(w, h)
   left, top = (w - side) // 2, (h - side) // 2
-  img = img.resize((size, size), Image.Resampling.LANCZOS,
-                   box=(left, top, left + side, top + side), reducing_gap=3.0)
+  img = img.resize(
+    (size, size),
+    Image.Resampling.LANCZOS,
+    box=(left, top, left + side, top + side),
+    reducing_gap=3.0,
+  )
   return np.asarray(img, np.uint8).reshape(size, size, 3)
 
 
 class TFDSSource:
   """A prepared TFDS data set's split through `tfds.data_source`, items {'image', 'label'}."""
 
-  def __init__(self, name: str, split: str, data_dir: str, image_key: str, label_key: str,
-               size: int):
+  def __init__(
+    self, name: str, split: str, data_dir: str, image_key: str, label_key: str, size: int
+  ):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
     try:
-      self._source = tfds.data_source(name, split=split, data_dir=data_dir or None,
-                                      download=False)
+      self._source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
     except Exception as e:  # tfds raises several kinds for a missing or unprepared set
       raise FileNotFoundError(
-          f'TFDS data set {name!r} split {split!r} is not prepared in '
-          f'{data_dir or "the default data_dir"} ({type(e).__name__}: {e}); prepare it with '
-          'tfds build (file_format=array_record) or set config.data.tfds_data_dir') from e
+        f'TFDS data set {name!r} split {split!r} is not prepared in '
+        f'{data_dir or "the default data_dir"} ({type(e).__name__}: {e}); prepare it with '
+        'tfds build (file_format=array_record) or set config.data.tfds_data_dir'
+      ) from e
     features = self._source.dataset_info.features
     for key in (image_key, label_key):
       if key not in features:
-        raise KeyError(f'TFDS data set {name!r} has no feature {key!r} (has '
-                       f'{list(features.keys())}); set config.data.tfds_image_key / '
-                       'tfds_label_key')
+        raise KeyError(
+          f'TFDS data set {name!r} has no feature {key!r} (has '
+          f'{list(features.keys())}); set config.data.tfds_image_key / '
+          'tfds_label_key'
+        )
     label = features[label_key]
-    self.class_names = tuple(getattr(label, 'names', None) or
-                             [str(i) for i in range(label.num_classes)])
+    self.class_names = tuple(
+      getattr(label, 'names', None) or [str(i) for i in range(label.num_classes)]
+    )
     self._image_key, self._label_key, self._size = image_key, label_key, size
 
   def __len__(self) -> int:
@@ -134,5 +156,7 @@ class TFDSSource:
 
   def __getitem__(self, index) -> dict:
     example = self._source[int(index)]
-    return {'image': fit(example[self._image_key], self._size),
-            'label': np.int32(example[self._label_key])}
+    return {
+      'image': fit(example[self._image_key], self._size),
+      'label': np.int32(example[self._label_key]),
+    }

@@ -1,4 +1,4 @@
-"""Labelled image sources in the layouts real data sets come in, and their train/test splits.
+"""Labelled image sources in the layouts real data sets come in: their readers and problems.
 
   csv         a CSV with a header: path,label[,intensity][,split] (AffectNet-style exports);
               paths relative to the CSV's folder; labels are class names (or indices into
@@ -15,37 +15,38 @@ that does not match. With data.on_error 'stop' the first problem raises a DataEr
 file and line; with 'skip' the item is left out, and the problems are counted, logged, and
 listed (`write_problems`) in the run directory.
 
-Splits (data.split): 'folders' (separate train and test inputs, the folder layout), 'file' (a
-split file: `relative/path train|test`, or CelebA's list_eval_partition.txt with 0/1/2),
-'column' (the CSV's split column), 'fraction' (data.test_fraction of the items, seeded by
-data.split_seed), or 'identity' (data.test_fraction of the identities, so no test identity is
-ever trained on; layouts that carry identities: KDEF, RaFD, and any pattern or CSV with an
-identity).
+The train/test splits (data.split) and the source of one split: input_pipeline/splits.py.
 """
+
+from collections.abc import Sequence
 import csv
 import dataclasses
 import os
 import re
-from typing import Sequence
 
 from absl import logging
 import numpy as np
-
-from input_pipeline import folders
 
 LABELLED_SOURCES = ('csv', 'attributes', 'filename')
 SPLITS = ('folders', 'file', 'column', 'fraction', 'identity')
 ON_ERROR = ('skip', 'stop')
 
-KDEF_CODES = {'AF': 'afraid', 'AN': 'angry', 'DI': 'disgusted', 'HA': 'happy', 'NE': 'neutral',
-              'SA': 'sad', 'SU': 'surprised'}
+KDEF_CODES = {
+  'AF': 'afraid',
+  'AN': 'angry',
+  'DI': 'disgusted',
+  'HA': 'happy',
+  'NE': 'neutral',
+  'SA': 'sad',
+  'SU': 'surprised',
+}
 FILENAME_PRESETS = {
-    # KDEF: session A/B, sex F/M and number (the identity), expression code, angle.
-    'kdef': r'^[AB](?P<identity>[FM]\d\d)(?P<label>AF|AN|DI|HA|NE|SA|SU)'
-            r'(?P<angle>S|HL|HR|FL|FR)\.(?i:jpe?g|png)$',
-    # RaFD: camera angle, identity, ethnicity, gender, expression, gaze.
-    'rafd': r'^Rafd(?P<angle>\d{3})_(?P<identity>\d+)_(?P<ethnicity>[A-Za-z]+)_'
-            r'(?P<gender>[a-z]+)_(?P<label>[a-z]+)_(?P<gaze>[a-z]+)\.(?i:jpe?g|png)$',
+  # KDEF: session A/B, sex F/M and number (the identity), expression code, angle.
+  'kdef': r'^[AB](?P<identity>[FM]\d\d)(?P<label>AF|AN|DI|HA|NE|SA|SU)'
+  r'(?P<angle>S|HL|HR|FL|FR)\.(?i:jpe?g|png)$',
+  # RaFD: camera angle, identity, ethnicity, gender, expression, gaze.
+  'rafd': r'^Rafd(?P<angle>\d{3})_(?P<identity>\d+)_(?P<ethnicity>[A-Za-z]+)_'
+  r'(?P<gender>[a-z]+)_(?P<label>[a-z]+)_(?P<gaze>[a-z]+)\.(?i:jpe?g|png)$',
 }
 FILENAME_LABEL_NAMES = {'kdef': KDEF_CODES}
 
@@ -74,14 +75,14 @@ class Problems:
 
   def add(self, where: str, why: str) -> None:
     if self.on_error == 'stop':
-      raise DataError(f'{where}: {why} (set --config.data.on_error=skip to leave such items '
-                      'out and list them)')
+      raise DataError(
+        f'{where}: {why} (set --config.data.on_error=skip to leave such items out and list them)'
+      )
     self.items.append((where, why))
 
   def log(self, name: str) -> None:
     if self.items:
-      logging.warning('%s: %d items left out, e.g. %s: %s', name, len(self.items),
-                      *self.items[0])
+      logging.warning('%s: %d items left out, e.g. %s: %s', name, len(self.items), *self.items[0])
 
 
 def _check_file(path: str, where: str, problems: Problems) -> bool:
@@ -91,9 +92,8 @@ def _check_file(path: str, where: str, problems: Problems) -> bool:
   return True
 
 
-def read_csv(csv_path: str, class_names: Sequence[str], problems: Problems) -> tuple[
-    list[Item], tuple[str, ...]]:
-  """-> (items, class names). Without `class_names` the classes are the sorted labels found."""
+def _csv_rows(csv_path: str) -> tuple[list[tuple], list[tuple[int, str]]]:
+  """-> (rows (line, path, label, intensity, split, identity), problems (line, why))."""
   if not os.path.isfile(csv_path):
     raise DataError(f'CSV file {csv_path!r} does not exist (config.data.csv)')
   base = os.path.dirname(os.path.abspath(csv_path))
@@ -103,8 +103,10 @@ def read_csv(csv_path: str, class_names: Sequence[str], problems: Problems) -> t
     raise DataError(f'{csv_path} is empty; expected a header path,label[,intensity][,split]')
   header = [h.strip().lower() for h in rows[0]]
   if 'path' not in header or 'label' not in header:
-    raise DataError(f'{csv_path}:1: the header {rows[0]} needs columns "path" and "label" '
-                    '(optional: "intensity", "split", "identity")')
+    raise DataError(
+      f'{csv_path}:1: the header {rows[0]} needs columns "path" and "label" '
+      '(optional: "intensity", "split", "identity")'
+    )
   col = {name: header.index(name) for name in header}
   raw, found = [], []  # found: (line, why), reported in line order once the classes are known
   for line, row in enumerate(rows[1:], start=2):
@@ -124,9 +126,24 @@ def read_csv(csv_path: str, class_names: Sequence[str], problems: Problems) -> t
       except ValueError:
         found.append((line, f'intensity {row[col["intensity"]]!r} is not a number'))
         continue
-    raw.append((line, os.path.join(base, path), label, intensity,
-                row[col['split']].strip() if 'split' in col else '',
-                row[col['identity']].strip() if 'identity' in col else ''))
+    raw.append(
+      (
+        line,
+        os.path.join(base, path),
+        label,
+        intensity,
+        row[col['split']].strip() if 'split' in col else '',
+        row[col['identity']].strip() if 'identity' in col else '',
+      )
+    )
+  return raw, found
+
+
+def read_csv(
+  csv_path: str, class_names: Sequence[str], problems: Problems
+) -> tuple[list[Item], tuple[str, ...]]:
+  """-> (items, class names). Without `class_names` the classes are the sorted labels found."""
+  raw, found = _csv_rows(csv_path)
   names = tuple(class_names) or tuple(sorted({r[2] for r in raw}))
   items = []
   for line, path, label, intensity, split, identity in raw:
@@ -146,8 +163,9 @@ def read_csv(csv_path: str, class_names: Sequence[str], problems: Problems) -> t
   return items, names
 
 
-def read_attributes(attr_path: str, image_dir: str, attributes: Sequence[str],
-                    problems: Problems) -> tuple[list[Item], tuple[str, ...], np.ndarray]:
+def read_attributes(
+  attr_path: str, image_dir: str, attributes: Sequence[str], problems: Problems
+) -> tuple[list[Item], tuple[str, ...], np.ndarray]:
   """-> (items, selected attribute names, their values per item (N, A) in {0, 1}).
 
   An item's class is its first selected attribute that is on; items with none on are left out
@@ -162,8 +180,10 @@ def read_attributes(attr_path: str, image_dir: str, attributes: Sequence[str],
   names = lines[1].split()
   unknown = [a for a in attributes if a not in names]
   if unknown or not attributes:
-    raise DataError(f'{attr_path}:2: attribute(s) {unknown or "(none selected)"} not in the file; '
-                    f'it has {names}. Set config.data.attributes.')
+    raise DataError(
+      f'{attr_path}:2: attribute(s) {unknown or "(none selected)"} not in the file; '
+      f'it has {names}. Set config.data.attributes.'
+    )
   cols = [names.index(a) for a in attributes]
   items, values = [], []
   none_on = 0
@@ -192,8 +212,9 @@ def read_attributes(attr_path: str, image_dir: str, attributes: Sequence[str],
       items.append(Item(path, on.index(True), split=''))
       values.append(on)
   if none_on:
-    logging.info('%s: %d images have none of %s and are left out.', attr_path, none_on,
-                 list(attributes))
+    logging.info(
+      '%s: %d images have none of %s and are left out.', attr_path, none_on, list(attributes)
+    )
   return items, tuple(attributes), np.asarray(values, np.float32).reshape(-1, len(attributes))
 
 
@@ -208,8 +229,9 @@ def parse_filters(text: str) -> dict[str, str]:
   return out
 
 
-def read_filenames(root: str, pattern: str, class_names: Sequence[str], filters: str,
-                   problems: Problems) -> tuple[list[Item], tuple[str, ...]]:
+def read_filenames(
+  root: str, pattern: str, class_names: Sequence[str], filters: str, problems: Problems
+) -> tuple[list[Item], tuple[str, ...]]:
   """Every image file under `root` (recursively) whose name matches `pattern` (a preset name or
   a regular expression with a `label` group and optionally `identity`)."""
   preset = pattern if pattern in FILENAME_PRESETS else ''
@@ -219,8 +241,10 @@ def read_filenames(root: str, pattern: str, class_names: Sequence[str], filters:
   wanted = parse_filters(filters)
   bad = [k for k in wanted if k not in regex.groupindex]
   if bad:
-    raise ValueError(f'config.data.filename_filter names {bad}, which the pattern does not '
-                     f'capture (groups: {list(regex.groupindex)})')
+    raise ValueError(
+      f'config.data.filename_filter names {bad}, which the pattern does not '
+      f'capture (groups: {list(regex.groupindex)})'
+    )
   if not os.path.isdir(root):
     raise DataError(f'data root {root!r} is not a directory (config.data.root)')
   code_names = FILENAME_LABEL_NAMES.get(preset, {})
@@ -242,8 +266,10 @@ def read_filenames(root: str, pattern: str, class_names: Sequence[str], filters:
       identity = m.group('identity') if 'identity' in regex.groupindex else ''
       found.append((path, label, identity))
   names = tuple(class_names) or tuple(sorted({label for _, label, _ in found}))
-  items, bad = [], [(p, f'file name does not match the pattern {regex.pattern!r}')
-                    for p in unmatched]
+  items, bad = (
+    [],
+    [(p, f'file name does not match the pattern {regex.pattern!r}') for p in unmatched],
+  )
   for path, label, identity in found:
     if label not in names:
       bad.append((path, f'label {label!r} is not one of the classes {list(names)}'))
@@ -252,116 +278,6 @@ def read_filenames(root: str, pattern: str, class_names: Sequence[str], filters:
   for path, why in sorted(bad):
     problems.add(path, why)
   return items, names
-
-
-def read_split_file(path: str, problems: Problems) -> dict[str, str]:
-  """`relative/path split` lines (split: train/test, or CelebA's 0/1/2 = train/val/test) ->
-  {file name or relative path: 'train' | 'val' | 'test'}."""
-  if not os.path.isfile(path):
-    raise DataError(f'split file {path!r} does not exist (config.data.split_file)')
-  names = {'0': 'train', '1': 'val', '2': 'test', 'train': 'train', 'val': 'val', 'test': 'test'}
-  out = {}
-  with open(path) as f:
-    for line, text in enumerate(f, start=1):
-      fields = text.split()
-      if not fields:
-        continue
-      if len(fields) != 2 or fields[1] not in names:
-        problems.add(f'{path}:{line}', 'expected "<file> <train|val|test|0|1|2>"')
-        continue
-      out[fields[0]] = names[fields[1]]
-  return out
-
-
-def assign_split(items: list[Item], how: str, split: str, root: str = '', split_map=None,
-                 test_fraction: float = 0.2, seed: int = 0) -> list[Item]:
-  """The items of `split` ('train' or 'test') under the rule `how` (see the module docstring)."""
-  if how == 'folders':
-    return items
-  if how == 'column':
-    bad = sorted({i.split for i in items} - {'train', 'test', 'val'})
-    if bad:
-      raise DataError(f'split column values {bad}: use train, val or test')
-    return [i for i in items if i.split == split]
-  if how == 'file':
-    keep = []
-    for item in items:
-      rel = os.path.relpath(item.path, root) if root else os.path.basename(item.path)
-      got = split_map.get(rel, split_map.get(os.path.basename(item.path)))
-      if got == split:
-        keep.append(item)
-    return keep
-  if not 0.0 < test_fraction < 1.0:
-    raise ValueError(f'config.data.test_fraction = {test_fraction}: use a value in (0, 1)')
-  rng = np.random.default_rng(seed)
-  if how == 'fraction':
-    order = rng.permutation(len(items))
-    n_test = int(round(test_fraction * len(items)))
-    chosen = set(order[:n_test].tolist())
-    return [it for k, it in enumerate(items) if (k in chosen) == (split == 'test')]
-  if how == 'identity':
-    ids = sorted({i.identity for i in items})
-    if not ids or ids == ['']:
-      raise DataError('config.data.split = identity, but this layout carries no identities '
-                      '(use a filename preset or pattern with (?P<identity>...), or a CSV '
-                      'identity column)')
-    order = rng.permutation(len(ids))
-    n_test = max(1, int(round(test_fraction * len(ids))))
-    test_ids = {ids[k] for k in order[:n_test]}
-    return [it for it in items if (it.identity in test_ids) == (split == 'test')]
-  raise ValueError(f'config.data.split = {how!r}: use one of {SPLITS}')
-
-
-class ItemSource(folders.FileListSource):
-  """A FileListSource from Items, keeping each item's identity, intensity and any attribute
-  vector; `problems` holds what was left out and why."""
-
-  def __init__(self, items: list[Item], class_names, problems: Problems, name: str,
-               attributes: np.ndarray | None = None):
-    super().__init__([i.path for i in items], [i.label for i in items], class_names)
-    self.identities = [i.identity for i in items]
-    self.intensities = np.asarray([i.intensity for i in items], np.float32)
-    self.attributes = attributes
-    self.problems = problems.items
-    self.name = name
-    problems.log(name)
-
-
-def make_labelled_source(data, split: str) -> ItemSource:
-  """The csv, attributes or filename source of `data` (a config.data), for `split`."""
-  problems = Problems(data.get('on_error', 'stop'))
-  how = data.get('split', 'folders')
-  class_names = tuple(data.get('class_names', ()) or ())
-  attributes = None
-  if data.source == 'csv':
-    path = data.csv if how != 'folders' else (data.csv if split == 'train' else data.test_csv)
-    items, names = read_csv(path, class_names, problems)
-    root = os.path.dirname(os.path.abspath(path))
-  elif data.source == 'attributes':
-    if how in ('folders', 'column'):
-      raise ValueError(f"config.data.split = {how!r} does not apply to an attribute file: use "
-                       "'file' (CelebA's list_eval_partition.txt), 'fraction' or 'identity'")
-    items, names, attributes = read_attributes(data.attribute_file, data.image_dir,
-                                               tuple(data.attributes), problems)
-    root = data.image_dir
-  elif data.source == 'filename':
-    root = data.root if how != 'folders' else (data.root if split == 'train' else data.test_root)
-    items, names = read_filenames(root, data.filename_pattern, class_names,
-                                  data.get('filename_filter', ''), problems)
-  else:
-    raise ValueError(f'not a labelled-file source: {data.source!r}')
-  split_map = read_split_file(data.split_file, problems) if how == 'file' else None
-  keep = assign_split(items, how, split, root, split_map, data.get('test_fraction', 0.2),
-                      data.get('split_seed', 0))
-  if attributes is not None:
-    index = {id(it): k for k, it in enumerate(items)}
-    attributes = attributes[[index[id(it)] for it in keep]]
-  if not keep:
-    raise DataError(f'the {data.source} source holds no usable {split} images '
-                    f'({len(problems.items)} items left out'
-                    + (f', e.g. {problems.items[0][0]}: {problems.items[0][1]})' if problems.items
-                       else ')'))
-  return ItemSource(keep, names, problems, f'{data.source} {split}', attributes)
 
 
 def write_problems(source, path: str) -> int:

@@ -15,6 +15,7 @@ Steps beyond `max_to_keep` are first renamed into `checkpoints/deleting/` (atomi
 in the middle of their deletion can't leave a half-deleted step that `all_steps` still lists;
 `save`, `wait` and `close` empty that directory. See tests/test_resilience.py.
 """
+
 import os
 import re
 from typing import Any
@@ -29,11 +30,15 @@ _TRASH = 'deleting'  # orbax's todelete_subdir: old steps are renamed into it, t
 
 
 def _manager(workdir: str, max_to_keep: int | None = None, async_save: bool = True):
-  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                         enable_async_checkpointing=async_save, create=True,
-                                         todelete_subdir=_TRASH)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), 'checkpoints'),
-                               options=options, item_names=_ITEMS)
+  options = ocp.CheckpointManagerOptions(
+    max_to_keep=max_to_keep,
+    enable_async_checkpointing=async_save,
+    create=True,
+    todelete_subdir=_TRASH,
+  )
+  return ocp.CheckpointManager(
+    os.path.join(os.path.abspath(workdir), 'checkpoints'), options=options, item_names=_ITEMS
+  )
 
 
 class Checkpointer:
@@ -72,9 +77,10 @@ class Checkpointer:
       if 'tree structures do not match' not in str(e) and 'shape' not in str(e):
         raise
       raise ValueError(
-          f'the checkpoint of step {step} in {self._manager.directory} does not fit this config '
-          '(other model, sizes or classes): pass the config the run was trained with; it is '
-          'saved in run.json beside checkpoints/.') from e
+        f'the checkpoint of step {step} in {self._manager.directory} does not fit this config '
+        '(other model, sizes or classes): pass the config the run was trained with; it is '
+        'saved in run.json beside checkpoints/.'
+      ) from e
     if not with_data_iter:
       return restored['state'], None
     return restored['state'], distributed.own_iterator_state(restored.get('data_iter'))
@@ -141,6 +147,7 @@ class Checkpointer:
 def quiet_orbax_logging() -> None:
   """Drops orbax's per-save INFO lines (dozens per checkpoint) from the absl log."""
   import logging as std_logging  # pylint: disable=g-import-not-at-top
+
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
   def keep(record: std_logging.LogRecord) -> bool:

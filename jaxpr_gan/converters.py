@@ -13,8 +13,10 @@ Weights are matched to the network that the config builds, every tensor by name 
 that fits nowhere or a missing one is an error naming it. InstanceNorm running statistics are
 dropped: the official code normalises with each image's own statistics at test time too.
 """
+
+from collections.abc import Callable
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import ml_collections
@@ -48,8 +50,11 @@ def _stargan_generator_prefix(num_down: int, num_blocks: int, path: tuple[str, .
     order = {'Conv_0': 0, 'InstanceNorm_0': 1, 'Conv_1': 3, 'InstanceNorm_1': 4}
     return f'{block}.main.{order[rest[0]]}'
   if name == 'SARB':  # conv1/conv2/attention.<level> are ConvLayers: .conv2d and .norm.norm
-    sub = 'att_func.out_block.0' if rest[:2] == ('attention', 'out') else (
-        f'att_func.{rest[1]}' if rest[0] == 'attention' else rest[0])
+    sub = (
+      'att_func.out_block.0'
+      if rest[:2] == ('attention', 'out')
+      else (f'att_func.{rest[1]}' if rest[0] == 'attention' else rest[0])
+    )
     layer = 'conv2d' if rest[-1].startswith('Conv') else 'norm.norm'
     return f'{block}.{sub}.{layer}'
   raise KeyError(path)
@@ -63,8 +68,9 @@ def _stargan_discriminator_prefix(path: tuple[str, ...]) -> str:
   return f'main.{2 * int(path[0].rpartition("_")[2])}'
 
 
-def _resnet_generator_prefix(num_down: int, num_blocks: int, dropout: bool,
-                             path: tuple[str, ...]) -> str:
+def _resnet_generator_prefix(
+  num_down: int, num_blocks: int, dropout: bool, path: tuple[str, ...]
+) -> str:
   """cyclegan.ResnetGenerator -> `model.<i>` (a ReflectionPad2d comes before each 7x7 conv)."""
   first_block = 4 + 3 * num_down
   first_up = first_block + num_blocks
@@ -91,8 +97,13 @@ def _patch_discriminator_prefix(num_layers: int, path: tuple[str, ...]) -> str:
   return 'model.0' if i == 0 else f'model.{2 + 3 * (i - 1)}'
 
 
-def convert_tree(state_dict: StateDict, template: Any, prefix_of: Callable[[tuple], str],
-                 skip: Callable[[str], bool] = _NONE, what: str = 'network') -> Any:
+def convert_tree(
+  state_dict: StateDict,
+  template: Any,
+  prefix_of: Callable[[tuple], str],
+  skip: Callable[[str], bool] = _NONE,
+  what: str = 'network',
+) -> Any:
   """Fills `template` (our params or their shapes) from an official state dict.
 
   `prefix_of` maps our module path (the names above a leaf) to the official module's key prefix.
@@ -105,25 +116,34 @@ def convert_tree(state_dict: StateDict, template: Any, prefix_of: Callable[[tupl
     names = tuple(k.key for k in path)
     key = f'{prefix_of(names[:-1])}.{_PARAM_TO_TORCH[names[-1]]}'
     if key not in state_dict:
-      raise KeyError(f'{what}: the checkpoint has no {key!r} (for our {"/".join(names)}); it '
-                     'was saved from another architecture or size than the config builds.')
+      raise KeyError(
+        f'{what}: the checkpoint has no {key!r} (for our {"/".join(names)}); it '
+        'was saved from another architecture or size than the config builds.'
+      )
     value = state_dict[key]
     if value.ndim == 4:
       value = value.transpose(2, 3, 1, 0)
     if value.shape != tuple(leaf.shape):
-      raise ValueError(f'{what}: {key!r} has shape {value.shape} after conversion but the config '
-                       f'builds {tuple(leaf.shape)} for {"/".join(names)}: check the filter '
-                       'counts, number of blocks and number of classes in the config.')
+      raise ValueError(
+        f'{what}: {key!r} has shape {value.shape} after conversion but the config '
+        f'builds {tuple(leaf.shape)} for {"/".join(names)}: check the filter '
+        'counts, number of blocks and number of classes in the config.'
+      )
     used.add(key)
     return np.asarray(value, np.float32)
 
   tree = jax.tree_util.tree_map_with_path(fill, template)
-  left = sorted(k for k in state_dict if k not in used and not skip(k)
-                and k.rpartition('.')[2] not in _RUNNING_STATS)
+  left = sorted(
+    k
+    for k in state_dict
+    if k not in used and not skip(k) and k.rpartition('.')[2] not in _RUNNING_STATS
+  )
   if left:
-    raise ValueError(f'{what}: {len(left)} checkpoint tensors fit no layer of the network the '
-                     f'config builds (e.g. {left[:5]}): the config has fewer layers or blocks '
-                     'than the checkpoint.')
+    raise ValueError(
+      f'{what}: {len(left)} checkpoint tensors fit no layer of the network the '
+      f'config builds (e.g. {left[:5]}): the config has fewer layers or blocks '
+      'than the checkpoint.'
+    )
   return tree
 
 
@@ -132,18 +152,29 @@ def stargan(config: ml_collections.ConfigDict) -> Converters:
   g = config.generator
   # SARGAN's Generator also owns an attention module that its forward pass never calls.
   skip_unused = lambda k: g.block == 'sarb' and k.startswith('att_func.')
-  return {'g': ('generator', functools.partial(_stargan_generator_prefix, g.num_down,
-                                               g.num_blocks), skip_unused),
-          'd': ('discriminator', _stargan_discriminator_prefix, _NONE)}
+  return {
+    'g': (
+      'generator',
+      functools.partial(_stargan_generator_prefix, g.num_down, g.num_blocks),
+      skip_unused,
+    ),
+    'd': ('discriminator', _stargan_discriminator_prefix, _NONE),
+  }
 
 
 def cyclegan(config: ml_collections.ConfigDict) -> Converters:
   """The CycleGAN code's resnet generators and n-layer PatchGANs (its defaults)."""
   g, d = config.generator, config.discriminator
   if g.architecture != 'resnet' or d.architecture != 'patch':
-    raise ValueError('CycleGAN checkpoints convert for the resnet generator and the PatchGAN '
-                     'discriminator (the official defaults): use configs/cyclegan.py:official.')
+    raise ValueError(
+      'CycleGAN checkpoints convert for the resnet generator and the PatchGAN '
+      'discriminator (the official defaults): use configs/cyclegan.py:official.'
+    )
   gen = functools.partial(_resnet_generator_prefix, g.num_down, g.num_blocks, g.dropout > 0)
   disc = functools.partial(_patch_discriminator_prefix, d.num_layers)
-  return {'g/a2b': ('generator', gen, _NONE), 'g/b2a': ('generator_b', gen, _NONE),
-          'd/b': ('discriminator', disc, _NONE), 'd/a': ('discriminator_b', disc, _NONE)}
+  return {
+    'g/a2b': ('generator', gen, _NONE),
+    'g/b2a': ('generator_b', gen, _NONE),
+    'd/b': ('discriminator', disc, _NONE),
+    'd/a': ('discriminator_b', disc, _NONE),
+  }

@@ -5,6 +5,7 @@ device of every process (`jax.devices()`), each process reads its own block of t
 process 0 (the chief) alone writes run.json, samples and TensorBoard events; orbax checkpoints
 are saved by all processes together.
 """
+
 import json
 from typing import Any
 
@@ -14,8 +15,12 @@ from jax.experimental import multihost_utils
 import numpy as np
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, cpu_collectives: str | None = None) -> None:
+def initialize(
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+  cpu_collectives: str | None = None,
+) -> None:
   """Joins this process to the run; call it before anything else touches JAX's devices.
 
   With no arguments JAX detects the cluster (Cloud TPU pod slices, SLURM, Open MPI, ...); give
@@ -24,11 +29,17 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   """
   if cpu_collectives:
     jax.config.update('jax_cpu_collectives_implementation', cpu_collectives)
-  jax.distributed.initialize(coordinator_address=coordinator_address,
-                             num_processes=num_processes, process_id=process_id)
-  logging.info('Process %d of %d: %d local devices of %d (%s).', jax.process_index(),
-               jax.process_count(), jax.local_device_count(), jax.device_count(),
-               jax.devices()[0].platform)
+  jax.distributed.initialize(
+    coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+  )
+  logging.info(
+    'Process %d of %d: %d local devices of %d (%s).',
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+    jax.devices()[0].platform,
+  )
 
 
 def _allgather_bytes(data: bytes) -> list[bytes]:
@@ -36,7 +47,7 @@ def _allgather_bytes(data: bytes) -> list[bytes]:
   length = multihost_utils.process_allgather(np.int32(len(data)))
   size = -(-max(int(length.max()), 1) // 1024) * 1024  # few shapes, few compilations
   padded = np.zeros(size, np.uint8)
-  padded[:len(data)] = np.frombuffer(data, np.uint8)
+  padded[: len(data)] = np.frombuffer(data, np.uint8)
   gathered = multihost_utils.process_allgather(padded)
   return [bytes(row[:n]) for row, n in zip(np.asarray(gathered), np.asarray(length))]
 
@@ -63,7 +74,8 @@ def own_iterator_state(saved: Any) -> Any:
   if saved_count == jax.process_count():
     return saved
   raise ValueError(
-      f'the checkpoint was written by {saved_count} processes and this run has '
-      f'{jax.process_count()}: the data-iterator position is per process; resume with '
-      f'{saved_count} processes (the state alone can be restored with any number, e.g. by '
-      'eval.py).')
+    f'the checkpoint was written by {saved_count} processes and this run has '
+    f'{jax.process_count()}: the data-iterator position is per process; resume with '
+    f'{saved_count} processes (the state alone can be restored with any number, e.g. by '
+    'eval.py).'
+  )

@@ -1,4 +1,5 @@
 """File helpers shared by the loss networks and the evaluation suite."""
+
 import hashlib
 
 

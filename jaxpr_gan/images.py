@@ -3,6 +3,7 @@
 Inside the library images are NHWC float in [-1, 1]: x = uint8 / 127.5 - 1 (RGB). Every
 conversion goes through `to_float` and `to_uint8`, on NumPy or JAX arrays alike.
 """
+
 import os
 
 import numpy as np
@@ -34,7 +35,7 @@ def image_grid(cells: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:
   for r in range(rows):
     for c in range(cols):
       y, x = pad + r * (h + pad), pad + c * (w + pad)
-      grid[y:y + h, x:x + w] = cells[r, c]
+      grid[y : y + h, x : x + w] = cells[r, c]
   return grid
 
 

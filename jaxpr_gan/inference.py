@@ -13,15 +13,17 @@ One signature for all makes `edit` and the exported file independent of the fami
 `Translator` wraps it with the run's class names and size, from a run or an exported file.
 The masks are what the generator declares as such (`nn.attention.sow_mask`).
 """
+
+from collections.abc import Callable
 import dataclasses
 import functools
 import os
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpr_gan import errors
 from jaxpr_gan import images
 from jaxpr_gan.evaluation import restore as restore_lib
 from jaxpr_gan.nn import attention
@@ -34,39 +36,47 @@ def _attention_mask(masks, size: int, batch: int) -> jnp.ndarray:
   maps = jax.tree.leaves(masks)
   if not maps:
     return jnp.zeros((batch, size, size), jnp.float32)
-  resized = [jax.image.resize(m.astype(jnp.float32).mean(-1), (batch, size, size), 'nearest')
-             for m in maps]
+  resized = [
+    jax.image.resize(m.astype(jnp.float32).mean(-1), (batch, size, size), 'nearest') for m in maps
+  ]
   return sum(resized) / len(resized)
 
 
 def translate_fn(objective) -> Callable:
   """The family's pure `(params, x, target, rho, reference) -> (image, mask)`."""
   if objective.family == 'two_domain':
+
     def two_domain(params, x, target, rho, reference):
       del rho, reference
       to_b = (target == 1)[:, None, None, None]
-      image = jnp.where(to_b, objective.translate(params, x, 'a2b'),
-                        objective.translate(params, x, 'b2a'))
+      image = jnp.where(
+        to_b, objective.translate(params, x, 'a2b'), objective.translate(params, x, 'b2a')
+      )
       return image, jnp.zeros(x.shape[:3], jnp.float32)
+
     return two_domain
   if objective.family == 'reference':
+
     def reference_fn(params, x, target, rho, reference):
       del target
-      return (objective.transfer(params, x, reference, rho),
-              jnp.zeros(x.shape[:3], jnp.float32))
+      return (objective.transfer(params, x, reference, rho), jnp.zeros(x.shape[:3], jnp.float32))
+
     return reference_fn
 
   def conditional(params, x, target, rho, reference):
     del reference
     image, state = objective.generator.apply(
-        {'params': params}, x, objective.condition(target, rho), mutable=[attention.MASKS])
+      {'params': params}, x, objective.condition(target, rho), mutable=[attention.MASKS]
+    )
     return image, _attention_mask(state.get(attention.MASKS, {}), x.shape[1], x.shape[0])
+
   return conditional
 
 
 @dataclasses.dataclass(frozen=True)
 class Translator:
   """A generator with what a user needs to call it; from `from_run` or `export.load`."""
+
   translate: Callable  # (x, target, rho, reference) -> (image, mask), arrays as above
   class_names: list[str]
   image_size: int
@@ -79,18 +89,21 @@ class Translator:
   def target_index(self, name: str) -> int:
     """A class (or domain) name -> its index; an unknown name lists the known ones."""
     if name not in self.class_names:
-      raise ValueError(f'unknown target {name!r}; this {self.model} run knows '
-                       f'{", ".join(self.class_names)}')
+      raise errors.BadInput(
+        f'unknown target {name!r}; this {self.model} run knows {", ".join(self.class_names)}'
+      )
     return self.class_names.index(name)
 
-  def __call__(self, faces: np.ndarray, target: int = 0, rho: float = 1.0,
-               reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+  def __call__(
+    self, faces: np.ndarray, target: int = 0, rho: float = 1.0, reference: np.ndarray | None = None
+  ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (B, H, W, 3) -> (uint8 images, float masks (B, H, W)), one target for all."""
     b = faces.shape[0]
     x = images.to_float(faces)
     ref = x if reference is None else np.broadcast_to(images.to_float(reference), x.shape)
-    image, mask = self.translate(x, np.full((b,), target, np.int32),
-                                 np.full((b,), rho, np.float32), np.ascontiguousarray(ref))
+    image, mask = self.translate(
+      x, np.full((b,), target, np.int32), np.full((b,), rho, np.float32), np.ascontiguousarray(ref)
+    )
     return images.to_uint8(image), np.asarray(mask)
 
 
@@ -101,8 +114,12 @@ def describe(objective, g_params, config) -> dict:
     size = config.data.image_size
     x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
     c = jax.ShapeDtypeStruct((1, objective.num_classes), jnp.float32)
-    _, state = jax.eval_shape(lambda p, x, c: objective.generator.apply(
-        {'params': p}, x, c, mutable=[attention.MASKS]), g_params, x, c)
+    _, state = jax.eval_shape(
+      lambda p, x, c: objective.generator.apply({'params': p}, x, c, mutable=[attention.MASKS]),
+      g_params,
+      x,
+      c,
+    )
     has_mask = bool(jax.tree.leaves(state.get(attention.MASKS, {})))
   return {'has_intensity': isinstance(objective, intensity.IntensityGAN), 'has_mask': has_mask}
 
@@ -113,6 +130,12 @@ def from_run(workdir: str, step: int | None = None) -> Translator:
   run = restore_lib.restore(workdir, step)
   fn = functools.partial(translate_fn(run.objective), run.g_params)
   fn = jax.jit(conv.traced_with(fn, run.config.conv_impl))
-  return Translator(fn, run.class_names, int(run.config.data.image_size), run.objective.family,
-                    run.config.model, **describe(run.objective, run.g_params, run.config),
-                    info={'workdir': os.path.abspath(workdir), 'step': run.step})
+  return Translator(
+    fn,
+    run.class_names,
+    int(run.config.data.image_size),
+    run.objective.family,
+    run.config.model,
+    **describe(run.objective, run.g_params, run.config),
+    info={'workdir': os.path.abspath(workdir), 'step': run.step},
+  )

@@ -6,58 +6,78 @@ Every model's config is `defaults()` plus its own groups (configs/<model>.py): `
 and nothing else. A config that lacks a key (an older run's) takes its default: the class's
 field default for the groups, `defaults()` for the rest (`complete`).
 """
+
+from collections.abc import Mapping
 import dataclasses
 import difflib
 import importlib
-from typing import Any, Mapping
+from typing import Any
 
 from flax.core import FrozenDict
 import ml_collections
 
+from jaxpr_gan import errors
 
-class ConfigError(ValueError):
-  """A config that cannot run; the message names the key, its value and the fix."""
+ConfigError = errors.ConfigError
 
 
 def _evaluation() -> dict:
   return dict(
-      batch_size=64, num_grid_faces=10,
-      num_identities=0,  # score the first N synthetic test identities only (0: all 50)
-      # pytorch-fid's pt_inception-2015-12-05-6726825d.pth; '' skips FID, KID and IS.
-      inception_weights='',
-      fid_reference_split='test',  # the real images FID compares with
-      fid_max_images=10_000,  # at most this many generated (and real) images
-      kid_subsets=100, kid_subset_size=1000,
-      stats_cache_dir='',  # real images' features; '' = ~/.cache/jaxpr_gan/fid_features
-      judge_dir='',  # a judge trained by python -m jaxpr_gan.tools.judge; '' skips the judge
-      # LPIPS (input to output): torchvision's vgg16 .pth and lpips's weights/v0.1/vgg.pth.
-      lpips_backbone='', lpips_linear='')
+    batch_size=64,
+    num_grid_faces=10,
+    num_identities=0,  # score the first N synthetic test identities only (0: all 50)
+    # pytorch-fid's pt_inception-2015-12-05-6726825d.pth; '' skips FID, KID and IS.
+    inception_weights='',
+    fid_reference_split='test',  # the real images FID compares with
+    fid_max_images=10_000,  # at most this many generated (and real) images
+    kid_subsets=100,
+    kid_subset_size=1000,
+    stats_cache_dir='',  # real images' features; '' = ~/.cache/jaxpr_gan/fid_features
+    judge_dir='',  # a judge trained by python -m jaxpr_gan.tools.judge; '' skips the judge
+    # LPIPS (input to output): torchvision's vgg16 .pth and lpips's weights/v0.1/vgg.pth.
+    lpips_backbone='',
+    lpips_linear='',
+  )
 
 
 def _data() -> dict:
   return dict(
-      # 'synthetic' | 'folder' | 'csv' | 'attributes' | 'filename' | 'tfds' | 'array_record'
-      source='synthetic',
-      groups='classes',  # 'classes' | 'domains' (CycleGAN) | 'neutral_emotional' (2CET-GAN)
-      image_size=128,
-      num_classes=5,  # synthetic: neutral, happy, sad, angry, surprised
-      style='anime',  # synthetic rendering of labelled faces
-      styles=('photo', 'anime'),  # synthetic domains A and B
-      intensity_range=(1.0, 1.0),  # synthetic expression intensities drawn
-      train_dir='', test_dir='',  # source 'folder': root/<class>/*.jpg
-      root='',  # two-group folders; source 'filename'
-      random_flip=True, num_workers=2, seed=0,
-      on_error='stop',  # a bad line or file: 'stop' with its name and line, or 'skip' and list
-      split='folders',  # 'folders' | 'file' | 'column' | 'fraction' | 'identity'
-      split_file='', test_fraction=0.2, split_seed=0,
-      class_names=(),  # the classes in order; () = the sorted labels found
-      csv='', test_csv='',  # source 'csv': path,label[,intensity][,split][,identity]
-      attribute_file='', image_dir='', attributes=(),  # source 'attributes' (CelebA)
-      test_root='',  # source 'filename': root (and test_root with split 'folders')
-      filename_pattern='kdef', filename_filter='',  # a preset or a regex; 'angle=S'
-      tfds_name='', tfds_data_dir='', tfds_train_split='train', tfds_test_split='test',
-      tfds_image_key='image', tfds_label_key='label',
-      array_record_dir='')  # source 'array_record': the output of input_pipeline.prepare
+    # 'synthetic' | 'folder' | 'csv' | 'attributes' | 'filename' | 'tfds' | 'array_record'
+    source='synthetic',
+    groups='classes',  # 'classes' | 'domains' (CycleGAN) | 'neutral_emotional' (2CET-GAN)
+    image_size=128,
+    num_classes=5,  # synthetic: neutral, happy, sad, angry, surprised
+    style='anime',  # synthetic rendering of labelled faces
+    styles=('photo', 'anime'),  # synthetic domains A and B
+    intensity_range=(1.0, 1.0),  # synthetic expression intensities drawn
+    train_dir='',
+    test_dir='',  # source 'folder': root/<class>/*.jpg
+    root='',  # two-group folders; source 'filename'
+    random_flip=True,
+    num_workers=2,
+    seed=0,
+    on_error='stop',  # a bad line or file: 'stop' with its name and line, or 'skip' and list
+    split='folders',  # 'folders' | 'file' | 'column' | 'fraction' | 'identity'
+    split_file='',
+    test_fraction=0.2,
+    split_seed=0,
+    class_names=(),  # the classes in order; () = the sorted labels found
+    csv='',
+    test_csv='',  # source 'csv': path,label[,intensity][,split][,identity]
+    attribute_file='',
+    image_dir='',
+    attributes=(),  # source 'attributes' (CelebA)
+    test_root='',  # source 'filename': root (and test_root with split 'folders')
+    filename_pattern='kdef',
+    filename_filter='',  # a preset or a regex; 'angle=S'
+    tfds_name='',
+    tfds_data_dir='',
+    tfds_train_split='train',
+    tfds_test_split='test',
+    tfds_image_key='image',
+    tfds_label_key='label',
+    array_record_dir='',
+  )  # source 'array_record': the output of input_pipeline.prepare
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -78,9 +98,17 @@ def defaults() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(_data())
   # Adam; lr constant, then linearly to 0 over the last num_decay_steps, lowered every
   # decay_every steps (a staircase); weight_decay: PyTorch Adam's L2 term.
-  c.optim = ml_collections.ConfigDict(dict(
-      g_lr=1e-4, d_lr=1e-4, b1=0.5, b2=0.999, weight_decay=0.0, num_decay_steps=100_000,
-      decay_every=1))
+  c.optim = ml_collections.ConfigDict(
+    dict(
+      g_lr=1e-4,
+      d_lr=1e-4,
+      b1=0.5,
+      b2=0.999,
+      weight_decay=0.0,
+      num_decay_steps=100_000,
+      decay_every=1,
+    )
+  )
   c.log_every = 100
   c.sample_every = 1000
   c.checkpoint_every = 10_000
@@ -92,6 +120,7 @@ def defaults() -> ml_collections.ConfigDict:
 
 def merged(base: Mapping, over: Mapping) -> ml_collections.ConfigDict:
   """`base` with every key of `over` set (groups merged key by key, new keys added)."""
+
   def as_dict(d):
     return d.to_dict() if isinstance(d, ml_collections.ConfigDict) else dict(d)
 
@@ -105,6 +134,7 @@ def merged(base: Mapping, over: Mapping) -> ml_collections.ConfigDict:
       else:
         out[key] = value
     return out
+
   return ml_collections.ConfigDict(merge(as_dict(base), as_dict(over)))
 
 
@@ -146,15 +176,20 @@ def type_name(ref: Any) -> str:
 def unknown_key(key: str, value: Any, known, where: str) -> ConfigError:
   close = difflib.get_close_matches(key.rpartition('.')[2], list(known), n=1)
   prefix = key.rpartition('.')[0]
-  hint = (f'did you mean config.{prefix + "." if prefix else ""}{close[0]}?' if close
-          else f'known: {sorted(known)}')
+  hint = (
+    f'did you mean config.{prefix + "." if prefix else ""}{close[0]}?'
+    if close
+    else f'known: {sorted(known)}'
+  )
   return ConfigError(f'unknown key config.{key} = {value!r} for {where}; {hint}')
 
 
 def check_value(key: str, value: Any, ref: Any, where: str) -> None:
   if not type_ok(value, ref):
-    raise ConfigError(f'config.{key} = {value!r} is a {type(value).__name__}; expected a '
-                      f'{type_name(ref)} as {where}.')
+    raise ConfigError(
+      f'config.{key} = {value!r} is a {type(value).__name__}; expected a '
+      f'{type_name(ref)} as {where}.'
+    )
 
 
 def named_object(name: str, what: str) -> Any:

@@ -1,5 +1,6 @@
 """Test setup: 8 virtual CPU devices, fast compiles, a persistent compilation cache, absl flags;
 `subprocess_env` gives a test's child processes (train.py, workers) the same settings."""
+
 import os
 import sys
 
@@ -7,28 +8,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # XLA:CPU's older fusion emitter compiles the tiny test steps in about 60% of the time (StarGAN
 # tiny D + G: 5.1 s against 8.5 s); training and benchmarks keep the default emitters.
 _XLA_FLAGS = '--xla_cpu_use_fusion_emitters=false'
-_JAX_SETTINGS = {'jax_disable_most_optimizations': True,
-                 'jax_compilation_cache_dir': os.path.join(ROOT, '.jax_cache'),
-                 'jax_persistent_cache_min_compile_time_secs': 0.5}
+_JAX_SETTINGS = {
+  'jax_disable_most_optimizations': True,
+  'jax_compilation_cache_dir': os.path.join(ROOT, '.jax_cache'),
+  'jax_persistent_cache_min_compile_time_secs': 0.5,
+}
 
 
 def subprocess_env(device_count: int) -> dict[str, str]:
   """os.environ with this file's JAX settings, for a child process with `device_count` CPU
   devices (through jax's environment variables)."""
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=(
-      f'{_XLA_FLAGS} --xla_force_host_platform_device_count={device_count}'))
-  env.update({k.upper(): str(int(v) if isinstance(v, bool) else v)
-              for k, v in _JAX_SETTINGS.items()})
+  env = dict(
+    os.environ,
+    JAX_PLATFORMS='cpu',
+    XLA_FLAGS=(f'{_XLA_FLAGS} --xla_force_host_platform_device_count={device_count}'),
+  )
+  env.update(
+    {k.upper(): str(int(v) if isinstance(v, bool) else v) for k, v in _JAX_SETTINGS.items()}
+  )
   return env
 
 
-os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + f' {_XLA_FLAGS}'
-                           ' --xla_force_host_platform_device_count=8').strip()
+os.environ['XLA_FLAGS'] = (
+  os.environ.get('XLA_FLAGS', '') + f' {_XLA_FLAGS} --xla_force_host_platform_device_count=8'
+).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 sys.path.insert(0, ROOT)
 
-from absl import flags  # pylint: disable=g-import-not-at-top
-import jax  # pylint: disable=g-import-not-at-top
+from absl import flags  # noqa: E402  (after the environment above)
+import jax  # noqa: E402
 
 for _name, _value in _JAX_SETTINGS.items():
   jax.config.update(_name, _value)

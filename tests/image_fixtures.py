@@ -22,8 +22,8 @@ GRAY16_STRIPES = (0, 32768, 65535)  # gray16.png: three vertical stripes, left t
 def halves(w: int, h: int, left=RED, right=BLUE) -> np.ndarray:
   """uint8 (h, w, 3): left half `left`, right half `right`."""
   img = np.empty((h, w, 3), np.uint8)
-  img[:, :w // 2] = left
-  img[:, w // 2:] = right
+  img[:, : w // 2] = left
+  img[:, w // 2 :] = right
   return img
 
 
@@ -38,7 +38,7 @@ def exif_rotated_jpeg(size: int) -> bytes:
   s = size
   upright = np.empty((2 * s, s, 3), np.uint8)
   upright[:s] = RED
-  upright[s // 2:s, :s // 2] = GREEN
+  upright[s // 2 : s, : s // 2] = GREEN
   upright[s:] = BLUE
   stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
   exif = Image.Exif()
@@ -59,34 +59,48 @@ def good_images(size: int) -> dict[str, tuple[str, bytes]]:
   s = size
   rgb = Image.fromarray(halves(s, s))
   gray = np.full((s, s), GRAY_LEFT, np.uint8)
-  gray[:, s // 2:] = GRAY_RIGHT
+  gray[:, s // 2 :] = GRAY_RIGHT
   rgba = np.zeros((s, s, 4), np.uint8)
-  rgba[:, :s // 2] = RED + (255,)
-  rgba[:, s // 2:] = GREEN + (0,)  # fully transparent; its colour must not show through
+  rgba[:, : s // 2] = RED + (255,)
+  rgba[:, s // 2 :] = GREEN + (0,)  # fully transparent; its colour must not show through
   palette = rgb.quantize(colors=2)  # 'P' with exactly two entries
   p_transparent = Image.new('P', (s, s), 0)  # index 0 = red, index 1 = green (transparent)
   p_transparent.paste(1, (s // 2, 0, s, s))
   p_transparent.putpalette(RED + GREEN)
   gray16 = np.empty((s, s), np.uint16)
   for i, v in enumerate(GRAY16_STRIPES):
-    gray16[:, i * s // 3:(i + 1) * s // 3] = v
-  wide = np.concatenate([np.full((s, s // 2, 3), GREEN, np.uint8), halves(s, s),
-                         np.full((s, s // 2, 3), GREEN, np.uint8)], axis=1)
-  tall = np.concatenate([np.full((s // 2, s, 3), GREEN, np.uint8), halves(s, s),
-                         np.full((s // 2, s, 3), GREEN, np.uint8)], axis=0)
+    gray16[:, i * s // 3 : (i + 1) * s // 3] = v
+  wide = np.concatenate(
+    [
+      np.full((s, s // 2, 3), GREEN, np.uint8),
+      halves(s, s),
+      np.full((s, s // 2, 3), GREEN, np.uint8),
+    ],
+    axis=1,
+  )
+  tall = np.concatenate(
+    [
+      np.full((s // 2, s, 3), GREEN, np.uint8),
+      halves(s, s),
+      np.full((s // 2, s, 3), GREEN, np.uint8),
+    ],
+    axis=0,
+  )
   images = {
-      'rgb_jpeg': ('happy/rgb.JPG', _encode(rgb, 'JPEG', quality=95)),  # upper-case extension
-      'rgb_png': ('happy/rgb.png', _encode(rgb, 'PNG')),
-      'gray_png': ('happy/gray.png', _encode(Image.fromarray(gray), 'PNG')),
-      'rgba_png': ('angry/rgba.png', _encode(Image.fromarray(rgba), 'PNG')),
-      'palette_png': ('angry/palette.png', _encode(palette, 'PNG')),
-      'palette_transparent_png': ('angry/palette_transparent.png',
-                                  _encode(p_transparent, 'PNG', transparency=1)),
-      'gray16_png': ('neutral/gray16.png', _encode(Image.fromarray(gray16), 'PNG')),
-      'cmyk_jpeg': ('neutral/cmyk.jpg', _encode(rgb.convert('CMYK'), 'JPEG', quality=95)),
-      'exif_rotated_jpeg': ('neutral/exif_rotated.jpeg', exif_rotated_jpeg(s)),
-      'wide_bmp': ('happy/wide.bmp', _encode(Image.fromarray(wide), 'BMP')),
-      'tall_webp': ('angry/tall.webp', _encode(Image.fromarray(tall), 'WEBP', lossless=True)),
+    'rgb_jpeg': ('happy/rgb.JPG', _encode(rgb, 'JPEG', quality=95)),  # upper-case extension
+    'rgb_png': ('happy/rgb.png', _encode(rgb, 'PNG')),
+    'gray_png': ('happy/gray.png', _encode(Image.fromarray(gray), 'PNG')),
+    'rgba_png': ('angry/rgba.png', _encode(Image.fromarray(rgba), 'PNG')),
+    'palette_png': ('angry/palette.png', _encode(palette, 'PNG')),
+    'palette_transparent_png': (
+      'angry/palette_transparent.png',
+      _encode(p_transparent, 'PNG', transparency=1),
+    ),
+    'gray16_png': ('neutral/gray16.png', _encode(Image.fromarray(gray16), 'PNG')),
+    'cmyk_jpeg': ('neutral/cmyk.jpg', _encode(rgb.convert('CMYK'), 'JPEG', quality=95)),
+    'exif_rotated_jpeg': ('neutral/exif_rotated.jpeg', exif_rotated_jpeg(s)),
+    'wide_bmp': ('happy/wide.bmp', _encode(Image.fromarray(wide), 'BMP')),
+    'tall_webp': ('angry/tall.webp', _encode(Image.fromarray(tall), 'WEBP', lossless=True)),
   }
   return images
 
@@ -96,9 +110,9 @@ def bad_files(size: int) -> dict[str, tuple[str, bytes]]:
   noise = np.random.default_rng(0).integers(0, 256, (2 * size, 2 * size, 3), dtype=np.uint8)
   jpeg = _encode(Image.fromarray(noise), 'JPEG', quality=95)
   return {
-      'truncated_jpeg': ('happy/truncated.jpg', jpeg[:len(jpeg) // 2]),
-      'empty_jpeg': ('angry/empty.jpg', b''),
-      'text_jpeg': ('neutral/notes.jpg', b'These are notes, not a picture.\n'),
+    'truncated_jpeg': ('happy/truncated.jpg', jpeg[: len(jpeg) // 2]),
+    'empty_jpeg': ('angry/empty.jpg', b''),
+    'text_jpeg': ('neutral/notes.jpg', b'These are notes, not a picture.\n'),
   }
 
 
@@ -111,9 +125,9 @@ def make_mixed_image_folder(root, size: int = 40) -> dict:
   root = os.fspath(root)
   good, bad = good_images(size), bad_files(size)
   ignored = {
-      'readme': ('neutral/readme.txt', b'not an image extension\n'),
-      'hidden_file': ('happy/.hidden.png', good['rgb_png'][1]),
-      'hidden_dir': ('.cache/rgb.png', good['rgb_png'][1]),  # not a class
+    'readme': ('neutral/readme.txt', b'not an image extension\n'),
+    'hidden_file': ('happy/.hidden.png', good['rgb_png'][1]),
+    'hidden_dir': ('.cache/rgb.png', good['rgb_png'][1]),  # not a class
   }
   paths = {}
   for kind, (rel, data) in {**good, **bad, **ignored}.items():
@@ -123,9 +137,9 @@ def make_mixed_image_folder(root, size: int = 40) -> dict:
       f.write(data)
     paths[kind] = path
   return {
-      'num_good': len(good),
-      'num_bad': len(bad),
-      'bad_paths': [paths[k] for k in bad],
-      'class_names': list(CLASS_NAMES),
-      'paths': paths,
+    'num_good': len(good),
+    'num_bad': len(bad),
+    'bad_paths': [paths[k] for k in bad],
+    'class_names': list(CLASS_NAMES),
+    'paths': paths,
   }

@@ -9,6 +9,7 @@ saw: the metrics written at every step and the source index and label of every e
 `record_run` does the same in the calling process, for the single-process references.
 tests/test_multihost.py starts it with `conftest.subprocess_env`'s settings.
 """
+
 import argparse
 import contextlib
 import faulthandler
@@ -23,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def config(data_dir: str):
   """stargan tiny on an image folder of 24 faces: 3 iterations of batch 8 are one epoch."""
   from configs import stargan as stargan_config  # pylint: disable=g-import-not-at-top
+
   c = stargan_config.get_config('tiny')
   c.num_train_steps = 3
   c.n_critic = 1  # a D and a G update every iteration
@@ -35,6 +37,7 @@ def config(data_dir: str):
 def write_faces(data_dir: str, num: int = 24) -> None:
   """`num` 16-px synthetic faces of 3 expressions as an image folder."""
   from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+
   with contextlib.redirect_stdout(sys.stderr):
     synthetic.main(['--out', data_dir, '--num', str(num), '--size', '16', '--num_classes', '3'])
 
@@ -64,7 +67,6 @@ class _RecordingDataset:
 
 
 class _RecordingIterator:
-
   def __init__(self, iterator, batches: list):
     self._iterator, self._batches = iterator, batches
 
@@ -84,6 +86,7 @@ def record_run(cfg, workdir: str, mesh=None) -> dict:
   """loop.train(cfg, workdir, mesh) -> what this process wrote and read, per step."""
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
+
   from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
   from jaxpr_gan.training import loop  # pylint: disable=g-import-not-at-top
 
@@ -104,12 +107,19 @@ def record_run(cfg, workdir: str, mesh=None) -> dict:
   finally:
     metric_writers.create_default_writer = make_writer
     pipeline.create_train_dataset = make_dataset
-  losses = {step: {k: v for k, v in s.items() if k.startswith(('D/', 'G/'))}
-            for step, s in sorted(scalars.items())}
-  return {'process_index': jax.process_index(), 'process_count': jax.process_count(),
-          'device_count': jax.device_count(), 'local_device_count': jax.local_device_count(),
-          'writers': writers, 'losses': {str(k): v for k, v in losses.items()},
-          'batches': batches}
+  losses = {
+    step: {k: v for k, v in s.items() if k.startswith(('D/', 'G/'))}
+    for step, s in sorted(scalars.items())
+  }
+  return {
+    'process_index': jax.process_index(),
+    'process_count': jax.process_count(),
+    'device_count': jax.device_count(),
+    'local_device_count': jax.local_device_count(),
+    'writers': writers,
+    'losses': {str(k): v for k, v in losses.items()},
+    'batches': batches,
+  }
 
 
 def main() -> None:
@@ -124,11 +134,14 @@ def main() -> None:
   faulthandler.register(signal.SIGUSR1)  # the test asks for every thread's stack before a kill
   sys.path.insert(0, REPO)
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   flags.FLAGS.mark_as_parsed()  # grain reads absl flags
   from jaxpr_gan import checkpointing  # pylint: disable=g-import-not-at-top
   from jaxpr_gan import distributed  # pylint: disable=g-import-not-at-top
-  distributed.initialize(f'localhost:{args.port}', args.num_processes, args.process_id,
-                         cpu_collectives='gloo')
+
+  distributed.initialize(
+    f'localhost:{args.port}', args.num_processes, args.process_id, cpu_collectives='gloo'
+  )
   checkpointing.quiet_orbax_logging()
   result = record_run(config(args.data_dir), args.workdir)
   with open(args.out, 'w') as f:

@@ -9,6 +9,7 @@ can't finish; as soon as `Checkpointer.save` of that step has returned and the t
 directory exists, while the background writes may still be running, the process kills itself
 with SIGKILL: no handler, no `finally`, no flush runs. Used by tests/test_resilience.py.
 """
+
 import asyncio
 import os
 import signal
@@ -25,7 +26,8 @@ from jaxpr_gan import checkpointing  # pylint: disable=g-import-not-at-top
 import train  # pylint: disable=g-import-not-at-top  # defines --config and --workdir
 
 _KILL_DURING_SAVE = flags.DEFINE_integer(
-    'kill_during_save', None, 'SIGKILL this process during the asynchronous save of this step.')
+  'kill_during_save', None, 'SIGKILL this process during the asynchronous save of this step.'
+)
 flags.mark_flag_as_required('kill_during_save')
 
 # Exit statuses that tell the test why no kill happened.
@@ -52,13 +54,13 @@ def _install_hooks(step: int) -> None:
     save(self, s, *args, **kwargs)
     if s != step:
       return
-    tmp = os.path.join(os.path.abspath(flags.FLAGS.workdir), 'checkpoints',
-                       f'{step}.orbax-checkpoint-tmp')
+    tmp = os.path.join(
+      os.path.abspath(flags.FLAGS.workdir), 'checkpoints', f'{step}.orbax-checkpoint-tmp'
+    )
     deadline = time.monotonic() + 60
     while not os.path.isdir(tmp) and time.monotonic() < deadline:
       time.sleep(0.001)
-    print(f'resilience_worker: SIGKILL during the save of step {step}', file=sys.stderr,
-          flush=True)
+    print(f'resilience_worker: SIGKILL during the save of step {step}', file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
   checkpointing.Checkpointer.save = save_then_kill

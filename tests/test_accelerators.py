@@ -1,6 +1,7 @@
 """Accelerator readiness without an accelerator: every model's D and G train steps, at paper
 size and with the default conv_impl 'auto', lower for GPUs and TPUs (jax.export, platforms cuda
 and tpu) to XLA's own convolutions, with nothing of the CPU fast path and no custom calls."""
+
 import functools
 import importlib
 import re
@@ -24,13 +25,18 @@ def _lowered(model: str, platforms) -> dict[str, str]:
   objective = registry.build(config, config.data.num_classes)
   state = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
   size, n = config.data.image_size, config.batch_size
-  batch = {k: jax.ShapeDtypeStruct((n, size, size, 3), jnp.uint8) if k.startswith('image')
-           else jax.ShapeDtypeStruct((n,), jnp.int32) for k in objective.batch_keys}
+  batch = {
+    k: jax.ShapeDtypeStruct((n, size, size, 3), jnp.uint8)
+    if k.startswith('image')
+    else jax.ShapeDtypeStruct((n,), jnp.int32)
+    for k in objective.batch_keys
+  }
   rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
   d_step, g_step = steps_lib.make_step_fns(objective, config, platforms)
-  return {name: jax.export.export(jax.jit(step), platforms=platforms)(state, batch,
-                                                                      rng).mlir_module()
-          for name, step in (('d', d_step), ('g', g_step))}
+  return {
+    name: jax.export.export(jax.jit(step), platforms=platforms)(state, batch, rng).mlir_module()
+    for name, step in (('d', d_step), ('g', g_step))
+  }
 
 
 @pytest.mark.parametrize('model', MODELS)

@@ -1,5 +1,6 @@
 """The adversarial-loss component: each kind's D and G terms by hand, the penalties (lazy R1
 included), and every model training with every kind."""
+
 import functools
 import importlib
 import re
@@ -20,7 +21,9 @@ KINDS = ('wgan_gp', 'hinge', 'ns', 'bce', 'lsgan')
 LN3 = float(np.log(3.0))
 
 
-@pytest.mark.parametrize('kind,real,fake,d_want,g_want', [
+@pytest.mark.parametrize(
+  'kind,real,fake,d_want,g_want',
+  [
     # E[D(fake)] - E[D(real)] = 0 - 2; G: -E[D(fake)] = 0
     ('wgan_gp', [1.0, 3.0], [-1.0, 1.0], -2.0, 0.0),
     # E[relu(1 - [1, 3])] + E[relu(1 + [-1, 1])] = 0 + 1; G: -E[D(fake)]
@@ -32,7 +35,8 @@ LN3 = float(np.log(3.0))
     ('ns', [0.0, 0.0], [0.0, 0.0], float(2 * np.log(2)), float(np.log(2))),
     # E[(D(real) - 1)^2] + E[D(fake)^2] = 2 + 1; G: E[(D(fake) - 1)^2] = 2
     ('lsgan', [1.0, 3.0], [-1.0, 1.0], 3.0, 2.0),
-])
+  ],
+)
 def test_each_kind_by_hand(kind, real, fake, d_want, g_want):
   k = adversarial.get(kind)
   as_map = lambda v: jnp.asarray(v, jnp.float32).reshape(-1, 1, 1, 1)  # a PatchGAN map
@@ -53,12 +57,13 @@ _critic = lambda x: jnp.sum(x * W, axis=(1, 2, 3))  # its input gradient is W fo
 
 def _terms(loss, step=0):
   real, fake = jnp.ones((2, 2, 2, 3)), jnp.zeros((2, 2, 2, 3))
-  return loss.critic_loss(_critic, real, fake, _critic(real), _critic(fake),
-                          jax.random.PRNGKey(0), jnp.asarray(step))
+  return loss.critic_loss(
+    _critic, real, fake, _critic(real), _critic(fake), jax.random.PRNGKey(0), jnp.asarray(step)
+  )
 
 
 def test_penalties_of_a_critic_whose_gradient_is_known():
-  norm2 = float(jnp.sum(W ** 2))
+  norm2 = float(jnp.sum(W**2))
   adv, penalty, metrics = _terms(adversarial.Adversarial('wgan_gp', lambda_gp=10.0))
   assert float(metrics['gp']) == pytest.approx((np.sqrt(norm2) - 1) ** 2, rel=1e-5)
   assert float(penalty) == pytest.approx(10 * (np.sqrt(norm2) - 1) ** 2, rel=1e-5)
@@ -73,21 +78,31 @@ def test_penalties_of_a_critic_whose_gradient_is_known():
 
 def test_lazy_r1_every_k_steps_weighted_k_times():
   lazy = adversarial.Adversarial('ns', lambda_r1=1.0, r1_every=4)
-  norm2 = float(jnp.sum(W ** 2))
+  norm2 = float(jnp.sum(W**2))
   for step, want in ((0, 4 * 0.5 * norm2), (1, 0.0), (3, 0.0), (4, 4 * 0.5 * norm2)):
     _, penalty, _ = _terms(lazy, step)
     assert float(penalty) == pytest.approx(want, rel=1e-5), step
   # Its gradient flows on the steps it runs (D's parameters here: the critic's weights).
-  grad = jax.grad(lambda w: lazy.critic_loss(
-      lambda x: jnp.sum(x * w, axis=(1, 2, 3)), jnp.ones((2, 2, 2, 3)), jnp.zeros((2, 2, 2, 3)),
-      jnp.zeros(2), jnp.zeros(2), jax.random.PRNGKey(0), jnp.asarray(8))[1])(W)
+  grad = jax.grad(
+    lambda w: lazy.critic_loss(
+      lambda x: jnp.sum(x * w, axis=(1, 2, 3)),
+      jnp.ones((2, 2, 2, 3)),
+      jnp.zeros((2, 2, 2, 3)),
+      jnp.zeros(2),
+      jnp.zeros(2),
+      jax.random.PRNGKey(0),
+      jnp.asarray(8),
+    )[1]
+  )(W)
   np.testing.assert_allclose(grad, 4 * W, rtol=1e-5)  # d/dW of 4 * 0.5 ||W||^2
 
 
 def test_unknown_kind_lists_the_known():
   assert set(KINDS) <= set(adversarial.kinds())  # and any a test file registered
-  with pytest.raises(ValueError, match=re.escape(
-      f"unknown adversarial loss 'wasserstein'; use one of {adversarial.kinds()}")):
+  with pytest.raises(
+    ValueError,
+    match=re.escape(f"unknown adversarial loss 'wasserstein'; use one of {adversarial.kinds()}"),
+  ):
     adversarial.get('wasserstein')
 
 
@@ -105,10 +120,14 @@ def _two_steps(config):
   mesh = steps_lib.make_mesh(jax.devices()[:1])
   init = functools.partial(state_lib.init_state, objective, config)
   d_step, g_step, sharding, batch_sharding = steps_lib.compile_steps(
-      objective, config, mesh, jax.eval_shape(init))
+    objective, config, mesh, jax.eval_shape(init)
+  )
   state = jax.jit(init, out_shardings=sharding)()
   before = jax.device_get(state.params['d'])
-  batch = {k: jax.device_put(v, batch_sharding[k]) for k, v in reference_values.batch_for(objective, config).items()}
+  batch = {
+    k: jax.device_put(v, batch_sharding[k])
+    for k, v in reference_values.batch_for(objective, config).items()
+  }
   history = []
   for step in range(2):
     rng = jax.random.fold_in(state.rng, step)
@@ -130,7 +149,9 @@ def test_every_model_trains_two_steps_with_every_kind(model):
       assert np.isfinite(metrics['D/loss']) and np.isfinite(metrics['G/loss']), kind
     moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(before))]
     assert max(moved) > 0, kind
-    penalties = {k.split('/')[1].split('_')[0] for k in history[0] if k.startswith(('D/gp', 'D/r1'))}
+    penalties = {
+      k.split('/')[1].split('_')[0] for k in history[0] if k.startswith(('D/gp', 'D/r1'))
+    }
     want = ({'gp'} if kind == 'wgan_gp' else set()) | ({'r1'} if config.loss.lambda_r1 else set())
     assert penalties == want, (kind, penalties)
     d_losses[kind] = float(history[0]['D/loss'])

@@ -1,4 +1,5 @@
 """The benchmark's figures, and what makes the train step fast: one compilation, no transfers."""
+
 import functools
 import importlib
 import logging
@@ -11,16 +12,17 @@ import numpy as np
 import pytest
 
 from configs import stargan as stargan_config
-from jaxpr_gan.tools import bench
 from jaxpr_gan import registry
+from jaxpr_gan.tools import bench
 from jaxpr_gan.training import loop
 from jaxpr_gan.training import state as state_lib
 from jaxpr_gan.training import steps as steps_lib
 
 
 def _conv(x, w, stride):
-  return jax.lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (1, 1)),
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jax.lax.conv_general_dilated(
+    x, w, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
 
 
 def test_flop_count_of_convolutions_and_matrix_products_by_hand():
@@ -74,12 +76,16 @@ def test_cpu_train_steps_leave_convolutions_to_eigen():
   objective = registry.build(config, 5)
   mesh = steps_lib.make_mesh()
   abstract = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
-  _, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(objective, config, mesh,
-                                                                     abstract)
-  state = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                       abstract, state_sharding)
-  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sharding[k])
-           for k, v in bench._batch(objective, config).items()}  # pylint: disable=protected-access
+  _, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(
+    objective, config, mesh, abstract
+  )
+  state = jax.tree.map(
+    lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), abstract, state_sharding
+  )
+  batch = {
+    k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sharding[k])
+    for k, v in bench._batch(objective, config).items()
+  }  # pylint: disable=protected-access
   text = g_step.lower(state, batch, jax.random.PRNGKey(0)).compile().as_text()
   fusions = _library_fusions(text)
   assert any('dot' in f for f in fusions)  # YNNPACK still runs the matrix products
@@ -136,17 +142,24 @@ def _compiled_steps_and_device_inputs(config):
   mesh = steps_lib.make_mesh()
   objective = registry.build(config, 5)
   abstract = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
-  d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(objective, config,
-                                                                          mesh, abstract)
-  state = jax.jit(functools.partial(state_lib.init_state, objective, config),
-                  out_shardings=state_sharding)()
+  d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(
+    objective, config, mesh, abstract
+  )
+  state = jax.jit(
+    functools.partial(state_lib.init_state, objective, config), out_shardings=state_sharding
+  )()
   size = config.data.image_size
-  batch = {'image': jax.device_put(np.zeros((config.batch_size, size, size, 3), np.uint8),
-                                   batch_sharding['image']),
-           'label': jax.device_put(np.arange(config.batch_size, dtype=np.int32) % 5,
-                                   batch_sharding['label'])}
-  rng = jax.device_put(jax.random.PRNGKey(0), jax.sharding.NamedSharding(
-      mesh, jax.sharding.PartitionSpec()))
+  batch = {
+    'image': jax.device_put(
+      np.zeros((config.batch_size, size, size, 3), np.uint8), batch_sharding['image']
+    ),
+    'label': jax.device_put(
+      np.arange(config.batch_size, dtype=np.int32) % 5, batch_sharding['label']
+    ),
+  }
+  rng = jax.device_put(
+    jax.random.PRNGKey(0), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  )
   return d_step, g_step, state, batch, rng
 
 
@@ -157,7 +170,8 @@ def test_training_compiles_each_step_once_queues_two_never_transfers(tmp_path, m
   # steps in flight does. Its waits are recorded (whether a step is done by then depends on speed).
   config.log_every = config.sample_every = config.checkpoint_every = 6
   state, compiled, unwaited = _train_recording_compiles_and_waits(
-      config, str(tmp_path / 'run'), monkeypatch)
+    config, str(tmp_path / 'run'), monkeypatch
+  )
   names = [c.split(' ')[1] for c in compiled]
   assert names.count('jit(d_step)') == 1 and names.count('jit(g_step)') == 1, names
   assert len(compiled) == len(set(compiled)), 'a function was compiled twice for one signature'
@@ -191,8 +205,9 @@ def test_bfloat16_compute_keeps_losses_within_1_percent_of_float32(name):
   images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
   params = o32.init(jax.random.PRNGKey(0), images[:1])
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
-  batch = {k: images if k.startswith('image') else np.arange(8, dtype=np.int32) % 5
-           for k in o32.batch_keys}
+  batch = {
+    k: images if k.startswith('image') else np.arange(8, dtype=np.int32) % 5 for k in o32.batch_keys
+  }
   rng = jax.random.PRNGKey(1)
   metrics = []
   for o in (o32, o16):
@@ -211,6 +226,7 @@ def test_bfloat16_compute_keeps_losses_within_1_percent_of_float32(name):
 
 def test_pipeline_throughput_of_the_synthetic_source_and_a_jpeg_folder(tmp_path):
   from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+
   config = stargan_config.get_config('tiny')
   root = bench.jpeg_folder(str(tmp_path / 'faces'), config, count=10)
   folder = config.copy_and_resolve_references()

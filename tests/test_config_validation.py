@@ -1,4 +1,5 @@
 """Config validation: each mistake is a ConfigError naming the key and value, before compiling."""
+
 import re
 
 import pytest
@@ -12,11 +13,17 @@ from configs import twocet as twocet_config
 from input_pipeline import synthetic
 from jaxpr_gan import config_validation
 from jaxpr_gan import registry
-from jaxpr_gan.training import loop
 from jaxpr_gan.config_validation import ConfigError
+from jaxpr_gan.training import loop
 
-MODULES = {'stargan': stargan_config, 'sargan': sargan_config, 'mmagan': mmagan_config,
-           'cyclegan': cyclegan_config, 'twocet': twocet_config, 'dcam': dcam_config}
+MODULES = {
+  'stargan': stargan_config,
+  'sargan': sargan_config,
+  'mmagan': mmagan_config,
+  'cyclegan': cyclegan_config,
+  'twocet': twocet_config,
+  'dcam': dcam_config,
+}
 
 
 def _tiny(model: str = 'stargan'):
@@ -24,7 +31,7 @@ def _tiny(model: str = 'stargan'):
 
 
 def _names(config) -> list[str]:
-  return list(synthetic.EXPRESSIONS[:config.data.num_classes])
+  return list(synthetic.EXPRESSIONS[: config.data.num_classes])
 
 
 def _set(config, key: str, value) -> None:
@@ -52,8 +59,9 @@ def _shipped_variants(module) -> list[str]:
   return [*bases, *(f'{b}+{m}' if b else m for b in bases for m in modifiers)]
 
 
-@pytest.mark.parametrize('model,variant', [(m, v) for m, mod in MODULES.items()
-                                           for v in _shipped_variants(mod)])
+@pytest.mark.parametrize(
+  'model,variant', [(m, v) for m, mod in MODULES.items() for v in _shipped_variants(mod)]
+)
 @pytest.mark.parametrize('num_devices', [1, 8])
 def test_every_shipped_variant_validates(model, variant, num_devices):
   config = MODULES[model].get_config(variant)
@@ -63,26 +71,35 @@ def test_every_shipped_variant_validates(model, variant, num_devices):
     config_validation.validate(config, num_devices, _names(config))
 
 
-@pytest.mark.parametrize('key,value,suggestion', [
+@pytest.mark.parametrize(
+  'key,value,suggestion',
+  [
     ('batchsize', 8, 'config.batch_size'),
     ('data.image_sise', 16, 'config.data.image_size'),
-    ('generator.depth', 3, "known: ['block', 'block_args', 'conv_dim', 'image_residual', "
-                           "'num_blocks', 'num_down']"),
-])
+    (
+      'generator.depth',
+      3,
+      "known: ['block', 'block_args', 'conv_dim', 'image_residual', 'num_blocks', 'num_down']",
+    ),
+  ],
+)
 def test_unknown_key_suggests_the_closest(key, value, suggestion):
   config = _tiny('sargan' if key.startswith('generator') else 'stargan')
   _set(config, key, value)
   _fails(config, key, value, 'unknown key', suggestion)
 
 
-@pytest.mark.parametrize('key,value,expected', [
+@pytest.mark.parametrize(
+  'key,value,expected',
+  [
     ('data.image_size', '16', 'int'),
     ('n_critic', True, 'int'),  # bools are not ints
     ('optim.g_lr', '1e-4', 'float'),
     ('data.random_flip', 1, 'bool'),
     ('data.intensity_range', ('a', 'b'), 'sequence of float'),
     ('generator', 4, 'group of keys'),
-])
+  ],
+)
 def test_wrong_type(key, value, expected):
   config = _tiny()
   _set(config, key, value)
@@ -111,7 +128,9 @@ def test_a_missing_key_takes_its_default_and_a_missing_group_is_named():
 def test_unknown_model_lists_the_known():
   config = _tiny()
   config.model = 'dcamgan'
-  _fails(config, 'model', 'dcamgan', "['cyclegan', 'dcam', 'mmagan', 'sargan', 'stargan', 'twocet']")
+  _fails(
+    config, 'model', 'dcamgan', "['cyclegan', 'dcam', 'mmagan', 'sargan', 'stargan', 'twocet']"
+  )
 
 
 def test_batch_not_divisible_by_devices():
@@ -121,20 +140,29 @@ def test_batch_not_divisible_by_devices():
   config_validation.validate(config, 4, _names(config))
 
 
-@pytest.mark.parametrize('model,key,value,more', [
+@pytest.mark.parametrize(
+  'model,key,value,more',
+  [
     ('stargan', 'data.image_size', 24, '2**discriminator.repeat_num = 16'),
     ('stargan', 'data.image_size', 0, '> 0'),
     ('stargan', 'discriminator.repeat_num', 0, '> 0'),
     ('mmagan', 'generator.num_down', 3, ''),  # 16 px / 8 = 2 px bottleneck < 4 for MMARM
     ('sargan', 'generator.num_down', 3, ''),  # and for the SARB hourglass
     ('sargan', 'generator.block', 'attention', 'residual'),
-])
+  ],
+)
 def test_image_size_must_fit_the_downsampling(model, key, value, more):
   config = _tiny(model)
   _set(config, key, value)
   if key == 'generator.num_down':  # the error is on the image size, naming the bottleneck
-    _fails(config, 'data.image_size', 16, '2 px bottleneck', 'generator.num_down = 3',
-           repr(config.generator.block))
+    _fails(
+      config,
+      'data.image_size',
+      16,
+      '2 px bottleneck',
+      'generator.num_down = 3',
+      repr(config.generator.block),
+    )
   else:
     _fails(config, key, value, more)
 
@@ -148,7 +176,12 @@ def test_plain_residual_blocks_accept_a_small_bottleneck():
 def test_unknown_data_source_lists_the_known():
   config = _tiny()
   config.data.source = 'imagenet'
-  _fails(config, 'data.source', 'imagenet', "('synthetic', 'folder', 'csv', 'attributes', 'filename', 'tfds', 'array_record')")
+  _fails(
+    config,
+    'data.source',
+    'imagenet',
+    "('synthetic', 'folder', 'csv', 'attributes', 'filename', 'tfds', 'array_record')",
+  )
 
 
 @pytest.mark.parametrize('key', ['train_dir', 'test_dir'])
@@ -165,8 +198,14 @@ def test_missing_data_path(key, tmp_path):
 def test_class_count_must_match_the_data(tmp_path):
   config = _tiny()
   config.data.update(source='folder', train_dir=str(tmp_path), test_dir=str(tmp_path))
-  _fails(config, 'data.num_classes', 5, "3 classes ['a', 'b', 'c']", 'num_classes=3',
-         class_names=['a', 'b', 'c'])
+  _fails(
+    config,
+    'data.num_classes',
+    5,
+    "3 classes ['a', 'b', 'c']",
+    'num_classes=3',
+    class_names=['a', 'b', 'c'],
+  )
   config.data.num_classes = 3
   config_validation.validate(config, 8, ['a', 'b', 'c'])
   config.data.num_classes = 0  # the folder source's "all classes of the folder"
@@ -179,11 +218,20 @@ def test_synthetic_class_count_in_range():
   _fails(config, 'data.num_classes', 8, '2..7', class_names=list(synthetic.EXPRESSIONS))
 
 
-@pytest.mark.parametrize('key,value', [
-    ('num_train_steps', 0), ('n_critic', 0), ('optim.g_lr', 0.0), ('optim.d_lr', -1e-4),
-    ('ema_decay', 1.0), ('ema_decay', -0.1), ('log_every', 0), ('sample_every', 0),
+@pytest.mark.parametrize(
+  'key,value',
+  [
+    ('num_train_steps', 0),
+    ('n_critic', 0),
+    ('optim.g_lr', 0.0),
+    ('optim.d_lr', -1e-4),
+    ('ema_decay', 1.0),
+    ('ema_decay', -0.1),
+    ('log_every', 0),
+    ('sample_every', 0),
     ('checkpoint_every', 0),
-])
+  ],
+)
 def test_numeric_sanity(key, value):
   config = _tiny()
   _set(config, key, value)
@@ -192,8 +240,10 @@ def test_numeric_sanity(key, value):
 
 def test_train_fails_fast_before_compiling(tmp_path, monkeypatch):
   """batch 7 on the 8 test devices: stopped before the objective is built or anything compiled."""
+
   def never(*args, **kwargs):
     raise AssertionError('validation must come before building and compiling')
+
   monkeypatch.setattr(loop.registry, 'build', never)
   monkeypatch.setattr(loop.steps_lib, 'compile_steps', never)
   config = _tiny()
@@ -202,29 +252,35 @@ def test_train_fails_fast_before_compiling(tmp_path, monkeypatch):
     loop.train(config, str(tmp_path / 'run'))
 
 
-@pytest.mark.parametrize('variant,key,value,more', [
+@pytest.mark.parametrize(
+  'variant,key,value,more',
+  [
     ('tiny', 'generator.architecture', 'vit', "['resnet', 'unet']"),
     ('tiny', 'discriminator.architecture', 'big', "'basic'"),
     ('tiny', 'loss.adversarial', 'wasserstein', "'bce', 'hinge', 'lsgan', 'ns'"),
-    ('tiny', 'data.image_size', 24, "multiple of 16"),
+    ('tiny', 'data.image_size', 24, 'multiple of 16'),
     ('tiny+patchgan', 'data.image_size', 16, 'PatchGAN'),
     ('tiny+patchgan', 'data.image_size', 20, 'PatchGAN'),
     ('quick+unet', 'generator.num_downs', 4, '>= 5'),
     ('tiny', 'data.groups', 'classes', "'domains'"),
     ('tiny', 'generator.dropout', 1.0, '[0, 1)'),
-])
+  ],
+)
 def test_cyclegan_settings(variant, key, value, more):
   config = cyclegan_config.get_config(variant)
   _set(config, key, value)
   _fails(config, key, value, more)
 
 
-@pytest.mark.parametrize('key,value,more', [
+@pytest.mark.parametrize(
+  'key,value,more',
+  [
     ('data.image_size', 48, 'power of two'),
     ('data.image_size', 8, 'power of two'),
     ('loss.code_range', (0.5, -0.5), 'low < high'),
     ('data.root', '/no/such/dir', 'neutral'),
-])
+  ],
+)
 def test_twocet_settings(key, value, more):
   config = twocet_config.get_config('tiny')
   if key == 'data.root':

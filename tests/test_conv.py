@@ -1,5 +1,6 @@
 """The two convolution paths, XLA's own and the CPU fast path (nn/cpu_conv.py), compute the same
 sums for every layer kind, to the gradient penalty's second order, with the same parameters."""
+
 import flax.linen as nn
 import jax
 from jax import lax
@@ -21,19 +22,35 @@ def _paths(fn):
 
 def _penalty(conv_fn, x, w):
   """A gradient penalty: the squared input gradient, differentiated again below."""
-  g = jax.grad(lambda x: jnp.sum(jnp.tanh(conv_fn(x, w)) * jnp.arange(1.0, 1.0 + x.shape[0])[
-      :, None, None, None]))(x)
-  return jnp.sum(g ** 2)
+  g = jax.grad(
+    lambda x: jnp.sum(
+      jnp.tanh(conv_fn(x, w)) * jnp.arange(1.0, 1.0 + x.shape[0])[:, None, None, None]
+    )
+  )(x)
+  return jnp.sum(g**2)
 
 
 # Stride 2 and 4: the input gradient as a transposed convolution; stride 1 with out < 8: kernel
 # gradient by output taps; out <= 8 < in: overlap-added forward (and, with in and out swapped,
 # input gradient); padding >= k: XLA's input gradient.
-@pytest.mark.parametrize('k,s,p,size,inp,out', [
-    (4, 2, 1, 16, 3, 4), (4, 2, 1, 9, 3, 32), (4, 2, 1, 20, 3, 4), (3, 2, 1, 8, 3, 4),
-    (3, 2, 1, 7, 3, 32), (4, 4, 0, 12, 3, 4), (7, 2, 3, 10, 3, 4), (3, 1, 1, 8, 3, 32),
-    (7, 1, 3, 9, 3, 4), (7, 1, 3, 9, 12, 3), (7, 1, 3, 8, 4, 12), (2, 1, 0, 2, 16, 5),
-    (1, 1, 1, 5, 3, 12)])
+@pytest.mark.parametrize(
+  'k,s,p,size,inp,out',
+  [
+    (4, 2, 1, 16, 3, 4),
+    (4, 2, 1, 9, 3, 32),
+    (4, 2, 1, 20, 3, 4),
+    (3, 2, 1, 8, 3, 4),
+    (3, 2, 1, 7, 3, 32),
+    (4, 4, 0, 12, 3, 4),
+    (7, 2, 3, 10, 3, 4),
+    (3, 1, 1, 8, 3, 32),
+    (7, 1, 3, 9, 3, 4),
+    (7, 1, 3, 9, 12, 3),
+    (7, 1, 3, 8, 4, 12),
+    (2, 1, 0, 2, 16, 5),
+    (1, 1, 1, 5, 3, 12),
+  ],
+)
 def test_conv2d_paths_equal_in_values_gradients_and_second_order(k, s, p, size, inp, out):
   rng = np.random.default_rng(k * 100 + size)
   x = jnp.asarray(rng.normal(size=(2, size, size, inp)), jnp.float32)
@@ -43,52 +60,71 @@ def test_conv2d_paths_equal_in_values_gradients_and_second_order(k, s, p, size, 
   loss = lambda conv: lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
   for a, b in zip(jax.grad(loss(ours), (0, 1))(x, w), jax.grad(loss(theirs), (0, 1))(x, w)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-  second = [jax.grad(lambda w: _penalty(conv, x, w))(w) for conv in (ours, theirs)]
+  second = [jax.grad(lambda w, c=conv: _penalty(c, x, w))(w) for conv in (ours, theirs)]
   np.testing.assert_allclose(second[0], second[1], rtol=1e-4, atol=1e-3 * np.abs(second[1]).max())
 
 
-@pytest.mark.parametrize('k,s,lo,hi,size,inp,out', [
-    (4, 2, 2, 2, 8, 3, 5), (4, 2, 2, 2, 9, 3, 5), (3, 2, 1, 2, 7, 3, 5), (4, 2, 2, 2, 5, 3, 5),
-    (4, 2, 1, 5, 4, 3, 5), (4, 2, 2, 2, 9, 12, 3), (3, 2, 1, 2, 9, 12, 3),
-    (3, 2, 1, 1, 6, 3, 5), (3, 1, 1, 1, 6, 3, 5)])  # the last two: lax's own form
-def test_transposed_conv_paths_equal_in_values_gradients_and_second_order(k, s, lo, hi, size,
-                                                                         inp, out):
+@pytest.mark.parametrize(
+  'k,s,lo,hi,size,inp,out',
+  [
+    (4, 2, 2, 2, 8, 3, 5),
+    (4, 2, 2, 2, 9, 3, 5),
+    (3, 2, 1, 2, 7, 3, 5),
+    (4, 2, 2, 2, 5, 3, 5),
+    (4, 2, 1, 5, 4, 3, 5),
+    (4, 2, 2, 2, 9, 12, 3),
+    (3, 2, 1, 2, 9, 12, 3),
+    (3, 2, 1, 1, 6, 3, 5),
+    (3, 1, 1, 1, 6, 3, 5),
+  ],
+)  # the last two: lax's own form
+def test_transposed_conv_paths_equal_in_values_gradients_and_second_order(
+  k, s, lo, hi, size, inp, out
+):
   """<= 8 x 8 maps: overlap-added product; larger: sub-pixel phases; else lax.conv_transpose."""
   rng = np.random.default_rng(size)
   x = jnp.asarray(rng.normal(size=(2, size, size, inp)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(k, k, out, inp)), jnp.float32)
   ours, ref = _paths(lambda x, w: conv.transposed_conv(x, w, s, (lo, hi)))
-  plain = lax.conv_transpose(x, w, (s, s), ((lo, hi), (lo, hi)), dimension_numbers=DN,
-                             transpose_kernel=True)
+  plain = lax.conv_transpose(
+    x, w, (s, s), ((lo, hi), (lo, hi)), dimension_numbers=DN, transpose_kernel=True
+  )
   np.testing.assert_array_equal(ref(x, w), plain)  # the XLA path is lax's own
   np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
-  grads = [jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), (0, 1))(x, w) for f in (ours, ref)]
+  grads = [jax.grad(lambda x, w, f=f: jnp.sum(jnp.sin(f(x, w))), (0, 1))(x, w) for f in (ours, ref)]
   for a, b in zip(*grads):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-  second = [jax.grad(lambda w: _penalty(f, x, w))(w) for f in (ours, ref)]
+  second = [jax.grad(lambda w, f=f: _penalty(f, x, w))(w) for f in (ours, ref)]
   np.testing.assert_allclose(second[0], second[1], rtol=1e-4, atol=1e-3 * np.abs(second[1]).max())
 
 
 def test_conv_modules_keep_flax_parameter_names_shapes_and_initial_values():
   x = jnp.zeros((1, 8, 8, 3))
-  pairs = [(layers.conv(6, 4, 2, 1),
-            nn.Conv(6, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))),
-           (layers.conv_transpose(6, 4, 2, 1),
-            nn.ConvTranspose(6, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
-                             transpose_kernel=True))]
+  pairs = [
+    (layers.conv(6, 4, 2, 1), nn.Conv(6, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))),
+    (
+      layers.conv_transpose(6, 4, 2, 1),
+      nn.ConvTranspose(6, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)), transpose_kernel=True),
+    ),
+  ]
   for ours, flax_module in pairs:
     a = ours.init(jax.random.PRNGKey(0), x)['params']
     b = flax_module.init(jax.random.PRNGKey(0), x)['params']
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_array_equal(u, v)
-    np.testing.assert_allclose(ours.apply({'params': a}, x + 1.0),
-                               flax_module.apply({'params': b}, x + 1.0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      ours.apply({'params': a}, x + 1.0),
+      flax_module.apply({'params': b}, x + 1.0),
+      rtol=1e-5,
+      atol=1e-5,
+    )
 
 
 def _highest(pads):
-  return lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN,
-                                               precision=lax.Precision.HIGHEST)
+  return lambda x, w: lax.conv_general_dilated(
+    x, w, (1, 1), pads, dimension_numbers=DN, precision=lax.Precision.HIGHEST
+  )
 
 
 def _close(a, b, rel):
@@ -97,9 +133,16 @@ def _close(a, b, rel):
 
 
 # Output sizes that are and are not multiples of 4, padding 0 to 2 and asymmetric.
-@pytest.mark.parametrize('size,pads', [
-    (8, ((1, 1), (1, 1))), (9, ((1, 1), (1, 1))), (7, ((0, 2), (2, 0))), (6, ((0, 0), (0, 0))),
-    (5, ((2, 2), (1, 1)))])
+@pytest.mark.parametrize(
+  'size,pads',
+  [
+    (8, ((1, 1), (1, 1))),
+    (9, ((1, 1), (1, 1))),
+    (7, ((0, 2), (2, 0))),
+    (6, ((0, 0), (0, 0))),
+    (5, ((2, 2), (1, 1))),
+  ],
+)
 def test_winograd_conv_equals_xla_to_second_order(size, pads):
   rng = np.random.default_rng(size)
   x = jnp.asarray(rng.normal(size=(2, size, size + 1, 6)), jnp.float32)
@@ -109,7 +152,7 @@ def test_winograd_conv_equals_xla_to_second_order(size, pads):
   loss = lambda conv: lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
   for a, b in zip(jax.grad(loss(ours), (0, 1))(x, w), jax.grad(loss(theirs), (0, 1))(x, w)):
     _close(a, b, 1e-5)
-  second = [jax.grad(lambda w: _penalty(conv, x, w))(w) for conv in (ours, theirs)]
+  second = [jax.grad(lambda w, c=conv: _penalty(c, x, w))(w) for conv in (ours, theirs)]
   _close(second[0], second[1], 1e-4)
 
 
@@ -120,8 +163,9 @@ def test_conv2d_takes_winograd_only_where_it_was_measured_faster():
   assert applies(spec(16, 32, 32, 256), spec(3, 3, 256, 256))  # StarGAN's residual blocks
   assert not applies(spec(16, 32, 32, 128), spec(3, 3, 128, 256))
   assert not applies(spec(16, 8, 8, 256), spec(3, 3, 256, 256))  # 64 tiles
-  assert not applies(spec(16, 32, 32, 256, dtype=jnp.bfloat16),
-                     spec(3, 3, 256, 256, dtype=jnp.bfloat16))
+  assert not applies(
+    spec(16, 32, 32, 256, dtype=jnp.bfloat16), spec(3, 3, 256, 256, dtype=jnp.bfloat16)
+  )
   assert not applies(spec(16, 32, 32, 256), spec(3, 3, 256, 256), stride=2)
   assert not applies(spec(16, 32, 32, 256), spec(4, 4, 256, 256))
   # A symbolic batch (an export for any batch size) keeps the direct convolution.
@@ -160,7 +204,9 @@ def test_auto_takes_the_fast_path_for_the_cpu_only():
   np.testing.assert_allclose(jax.jit(per_platform)(x, w), jax.jit(rgb)(x, w), rtol=1e-6)
 
 
-@pytest.mark.parametrize('make,size', [
+@pytest.mark.parametrize(
+  'make,size',
+  [
     (lambda: layers.conv(8, 4, 2, 1), 16),  # down-sampling (StarGAN, both Ds)
     (lambda: layers.conv(8, 3, 1, 1, use_bias=False), 8),  # residual blocks
     (lambda: layers.conv(3, 7, 1, 3, use_bias=False), 8),  # to RGB
@@ -168,7 +214,8 @@ def test_auto_takes_the_fast_path_for_the_cpu_only():
     (lambda: layers.conv_transpose(4, 4, 2, 1, use_bias=False), 4),  # StarGAN's up-sampling
     (lambda: layers.conv_transpose(4, 4, 2, 1), 16),  # the U-Net's, on a larger map
     (lambda: layers.ConvTranspose(4, 3, 2, (1, 2)), 6),  # CycleGAN's, output_padding 1
-])
+  ],
+)
 def test_layer_modules_equal_on_both_paths_with_one_set_of_parameters(make, size):
   """Each layer kind of the networks: the same parameters (so checkpoints move between the
   paths), values, gradients for the input and the parameters, and the second order of a
@@ -179,13 +226,18 @@ def test_layer_modules_equal_on_both_paths_with_one_set_of_parameters(make, size
   fast, xla = _paths(lambda p, x: module.apply({'params': p}, x))
   np.testing.assert_allclose(fast(params, x), xla(params, x), rtol=1e-5, atol=1e-5)
   loss = lambda f: lambda p, x: jnp.sum(jnp.sin(f(p, x)))
-  for a, b in zip(jax.tree.leaves(jax.grad(loss(fast), (0, 1))(params, x)),
-                  jax.tree.leaves(jax.grad(loss(xla), (0, 1))(params, x))):
+  for a, b in zip(
+    jax.tree.leaves(jax.grad(loss(fast), (0, 1))(params, x)),
+    jax.tree.leaves(jax.grad(loss(xla), (0, 1))(params, x)),
+  ):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
   def penalty(f, p):
     g = jax.grad(lambda x: jnp.sum(jnp.tanh(f(p, x))))(x)
-    return jnp.sum(g ** 2)
-  for a, b in zip(jax.tree.leaves(jax.grad(lambda p: penalty(fast, p))(params)),
-                  jax.tree.leaves(jax.grad(lambda p: penalty(xla, p))(params))):
+    return jnp.sum(g**2)
+
+  for a, b in zip(
+    jax.tree.leaves(jax.grad(lambda p: penalty(fast, p))(params)),
+    jax.tree.leaves(jax.grad(lambda p: penalty(xla, p))(params)),
+  ):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * float(np.abs(b).max()))

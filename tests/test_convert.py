@@ -1,4 +1,5 @@
 """Official PyTorch checkpoints -> our networks: same outputs on the same (random) weights."""
+
 import os
 
 import jax
@@ -10,10 +11,10 @@ import torch  # test-only dependency (requirements.txt), as for the conversion i
 from configs import cyclegan as cyclegan_config
 from configs import sargan as sargan_config
 from configs import stargan as stargan_config
-from jaxpr_gan.tools import convert
+from jaxpr_gan import registry
 from jaxpr_gan.evaluation import restore
 from jaxpr_gan.nn import cpu_conv
-from jaxpr_gan import registry
+from jaxpr_gan.tools import convert
 from tests import torch_official
 
 NUM_CLASSES = 5
@@ -34,8 +35,10 @@ def _inputs(size, seed=0):
 def _torch(module, *arrays):
   module.train()  # per-image InstanceNorm statistics, as the official test code runs
   with torch.no_grad():
-    tensors = [torch.from_numpy(a.transpose(0, 3, 1, 2).copy()) if a.ndim == 4
-               else torch.from_numpy(a) for a in arrays]
+    tensors = [
+      torch.from_numpy(a.transpose(0, 3, 1, 2).copy()) if a.ndim == 4 else torch.from_numpy(a)
+      for a in arrays
+    ]
     out = module(*tensors)
   outs = out if isinstance(out, tuple) else (out,)
   return [o.numpy().transpose(0, 2, 3, 1) if o.ndim == 4 else o.numpy() for o in outs]
@@ -57,8 +60,10 @@ def stargan_run(tmp_path_factory):
 
 def test_stargan_generator_and_discriminator_equal_the_official_modules(stargan_run):
   config, workdir, g, d, replaced = stargan_run
-  files = {'generator': os.path.join(os.path.dirname(workdir), '10-G.ckpt'),
-           'discriminator': os.path.join(os.path.dirname(workdir), '10-D.ckpt')}
+  files = {
+    'generator': os.path.join(os.path.dirname(workdir), '10-G.ckpt'),
+    'discriminator': os.path.join(os.path.dirname(workdir), '10-D.ckpt'),
+  }
   assert replaced == ['g', 'd']
   run = restore.restore(workdir)
   objective, g_params, class_names, step = run.objective, run.g_params, run.class_names, run.step
@@ -76,29 +81,27 @@ def test_stargan_generator_and_discriminator_equal_the_official_modules(stargan_
   np.testing.assert_allclose(np.asarray(cls), t_cls, atol=1e-4)
 
 
-
 def test_paper_size_stargan_generator_with_winograd_blocks_equals_the_official_module(tmp_path):
   """128 px, 64 filters, 6 blocks, batch 4: the residual blocks' 256-channel convolutions run as
   Winograd's F(4x4, 3x3) (cpu_conv._winograd_applies), the rest as in the tiny test above."""
   config = stargan_config.get_config()
   g = torch_official.randomize(torch_official.StarGenerator(64, NUM_CLASSES, 6), 3)
   objective = registry.build(config, NUM_CLASSES)
-  shapes = jax.eval_shape(objective.init, jax.random.key(0),
-                          jnp.zeros((1, 128, 128, 3), jnp.uint8))
+  shapes = jax.eval_shape(objective.init, jax.random.key(0), jnp.zeros((1, 128, 128, 3), jnp.uint8))
   template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)  # D's init takes 19 s
-  params, _ = convert.convert_params(config, {'generator': _save(g, tmp_path / 'G.ckpt')},
-                                     template)
+  params, _ = convert.convert_params(config, {'generator': _save(g, tmp_path / 'G.ckpt')}, template)
   rng = np.random.default_rng(3)
   x = rng.uniform(-1, 1, (4, 128, 128, 3)).astype(np.float32)
   c = np.eye(NUM_CLASSES, dtype=np.float32)[[0, 1, 3, 4]]
   block = jax.ShapeDtypeStruct((4, 32, 32, 256), jnp.float32)
-  assert cpu_conv._winograd_applies(block, jax.ShapeDtypeStruct((3, 3, 256, 256), jnp.float32), 1,
-                                     ((1, 1), (1, 1)))
-  ours = jax.jit(objective.generator.apply)({'params': params['g']}, jnp.asarray(x),
-                                             jnp.asarray(c))
+  assert cpu_conv._winograd_applies(
+    block, jax.ShapeDtypeStruct((3, 3, 256, 256), jnp.float32), 1, ((1, 1), (1, 1))
+  )
+  ours = jax.jit(objective.generator.apply)({'params': params['g']}, jnp.asarray(x), jnp.asarray(c))
   (theirs,) = _torch(g, x, c)
   np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
   assert np.std(theirs) > 0.1
+
 
 def test_sargan_generator_equals_the_official_module(tmp_path):
   config = sargan_config.get_config('tiny')
@@ -106,12 +109,14 @@ def test_sargan_generator_equals_the_official_module(tmp_path):
   g = torch_official.randomize(torch_official.StarGenerator(4, NUM_CLASSES, 1, sargan=True), 2)
   assert any(k.startswith('att_func.') for k in g.state_dict())  # the unused module is skipped
   objective_params, replaced = convert.convert_params(
-      config, {'generator': _save(g, tmp_path / 'G.ckpt')}, _template(config))
+    config, {'generator': _save(g, tmp_path / 'G.ckpt')}, _template(config)
+  )
   assert replaced == ['g']
   objective = registry.build(config, NUM_CLASSES)
   x, c = _inputs(32, seed=1)
-  ours = objective.generator.apply({'params': objective_params['g']}, jnp.asarray(x),
-                                   jnp.asarray(c))
+  ours = objective.generator.apply(
+    {'params': objective_params['g']}, jnp.asarray(x), jnp.asarray(c)
+  )
   (theirs,) = _torch(g, x, c)
   np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
 
@@ -119,30 +124,34 @@ def test_sargan_generator_equals_the_official_module(tmp_path):
 def _template(config):
   objective = registry.build(config, NUM_CLASSES)
   size = config.data.image_size
-  return jax.device_get(objective.init(jax.random.key(0), jnp.zeros((1, size, size, 3),
-                                                                    jnp.uint8)))
+  return jax.device_get(objective.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8)))
 
 
 def test_cyclegan_resnet_and_patchgan_equal_the_official_modules(tmp_path):
   config = cyclegan_config.get_config('tiny+official')
-  mods = {'generator': torch_official.ResnetGenerator(4, 1),
-          'generator_b': torch_official.ResnetGenerator(4, 1),
-          'discriminator': torch_official.NLayerDiscriminator(4, 3),
-          'discriminator_b': torch_official.NLayerDiscriminator(4, 3)}
-  files = {k: _save(torch_official.randomize(m, i), tmp_path / f'{k}.pth')
-           for i, (k, m) in enumerate(mods.items())}
+  mods = {
+    'generator': torch_official.ResnetGenerator(4, 1),
+    'generator_b': torch_official.ResnetGenerator(4, 1),
+    'discriminator': torch_official.NLayerDiscriminator(4, 3),
+    'discriminator_b': torch_official.NLayerDiscriminator(4, 3),
+  }
+  files = {
+    k: _save(torch_official.randomize(m, i), tmp_path / f'{k}.pth')
+    for i, (k, m) in enumerate(mods.items())
+  }
   params, replaced = convert.convert_params(config, files, _template(config))
   assert sorted(replaced) == ['d/a', 'd/b', 'g/a2b', 'g/b2a']
   objective = registry.build(config, 2)
   x, _ = _inputs(32, seed=2)
-  for ours, theirs in [(objective.translate(params['g'], jnp.asarray(x), 'a2b'),
-                        _torch(mods['generator'], x)[0]),
-                       (objective.translate(params['g'], jnp.asarray(x), 'b2a'),
-                        _torch(mods['generator_b'], x)[0]),
-                       # D_A judges domain B: it is our discriminator 'b'
-                       (objective.discriminator.apply({'params': params['d']['b']},
-                                                      jnp.asarray(x)),
-                        _torch(mods['discriminator'], x)[0])]:
+  for ours, theirs in [
+    (objective.translate(params['g'], jnp.asarray(x), 'a2b'), _torch(mods['generator'], x)[0]),
+    (objective.translate(params['g'], jnp.asarray(x), 'b2a'), _torch(mods['generator_b'], x)[0]),
+    # D_A judges domain B: it is our discriminator 'b'
+    (
+      objective.discriminator.apply({'params': params['d']['b']}, jnp.asarray(x)),
+      _torch(mods['discriminator'], x)[0],
+    ),
+  ]:
     np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4)
 
 
@@ -155,8 +164,9 @@ def test_wrong_architecture_and_missing_file_are_clear_errors(tmp_path):
     convert.convert_params(config, {'generator': path}, _template(config))
   wider = torch_official.StarGenerator(8, NUM_CLASSES, 1)
   with pytest.raises(ValueError, match='has shape'):
-    convert.convert_params(config, {'generator': _save(wider, tmp_path / 'W.ckpt')},
-                           _template(config))
+    convert.convert_params(
+      config, {'generator': _save(wider, tmp_path / 'W.ckpt')}, _template(config)
+    )
   with pytest.raises(FileNotFoundError, match='nope.ckpt'):
     convert.convert_params(config, {'generator': str(tmp_path / 'nope.ckpt')}, _template(config))
   with pytest.raises(ValueError, match='class_names'):

@@ -1,5 +1,6 @@
 """CycleGAN Face2Anime: unpaired domain data, the objective's terms, evaluation against the other
 style's truth, a tiny run that resumes exactly (image pools included)."""
+
 import json
 import os
 import shutil
@@ -15,12 +16,12 @@ from input_pipeline import folders
 from input_pipeline import pipeline
 from input_pipeline import synthetic
 from jaxpr_gan import checkpointing
+from jaxpr_gan import images
+from jaxpr_gan import registry
 from jaxpr_gan.evaluation import evaluate
 from jaxpr_gan.evaluation import two_group
-from jaxpr_gan import registry
-from jaxpr_gan.training import loop
-from jaxpr_gan import images
 from jaxpr_gan.models import cyclegan
+from jaxpr_gan.training import loop
 from tests import image_fixtures
 
 
@@ -40,8 +41,10 @@ def test_domains_are_read_as_two_independent_shuffles():
   assert np.mean(ia == ib) < 0.05  # unpaired: B's order is not A's
   a, b = source.groups
   for k in range(8):  # each image is its source item, flipped or not, in its domain's style
-    for image, group, index in ((batches[0]['image_a'][k], a, ia[k]),
-                                (batches[0]['image_b'][k], b, ib[k])):
+    for image, group, index in (
+      (batches[0]['image_a'][k], a, ia[k]),
+      (batches[0]['image_b'][k], b, ib[k]),
+    ):
       want = group[int(index)]['image']
       assert np.array_equal(image, want) or np.array_equal(image[:, ::-1], want)
   assert int(a[0]['style']) == synthetic.STYLES.index('photo')
@@ -73,13 +76,19 @@ def tiny_objective():
 def test_losses_compose_cycle_and_identity_terms(tiny_objective):
   config, objective, params = tiny_objective
   faces = synthetic.SyntheticFaces('train', size=16)
-  batch = {'image_a': np.stack([faces[i]['image'] for i in range(4)]),
-           'image_b': np.stack([faces[i + 9]['image'] for i in range(4)])}
+  batch = {
+    'image_a': np.stack([faces[i]['image'] for i in range(4)]),
+    'image_b': np.stack([faces[i + 9]['image'] for i in range(4)]),
+  }
   _, m = objective.g_loss(params['g'], params['d'], batch, jax.random.PRNGKey(1))
   loss = config.loss
-  want = (m['G/adv_a2b'] + m['G/adv_b2a'] + loss.lambda_a * m['G/cycle_a']
-          + loss.lambda_b * m['G/cycle_b']
-          + 0.5 * (loss.lambda_b * m['G/identity_b'] + loss.lambda_a * m['G/identity_a']))
+  want = (
+    m['G/adv_a2b']
+    + m['G/adv_b2a']
+    + loss.lambda_a * m['G/cycle_a']
+    + loss.lambda_b * m['G/cycle_b']
+    + 0.5 * (loss.lambda_b * m['G/identity_b'] + loss.lambda_a * m['G/identity_a'])
+  )
   assert float(m['G/loss']) == pytest.approx(float(want), rel=1e-5)
   # The cycle term is the L1 between a and G_ba(G_ab(a)), computed here by hand.
   a = batch['image_a'].astype(np.float32) / 127.5 - 1
@@ -98,8 +107,11 @@ def test_bce_and_least_squares_variants_differ_only_in_the_adversarial_term():
   ls = cyclegan_config.get_config('tiny+lsgan')
   assert (bce.loss.adversarial, ls.loss.adversarial) == ('bce', 'lsgan')
   official = cyclegan_config.get_config('official')
-  assert (official.discriminator.architecture, official.loss.adversarial,
-          official.loss.lambda_identity) == ('patch', 'lsgan', 0.5)
+  assert (
+    official.discriminator.architecture,
+    official.loss.adversarial,
+    official.loss.lambda_identity,
+  ) == ('patch', 'lsgan', 0.5)
   unet = cyclegan_config.get_config('quick+unet')
   assert isinstance(registry.build(unet, 2).generator, cyclegan.UnetGenerator)
   assert unet.generator.num_downs == 5  # 32 px down to 1x1
@@ -111,8 +123,12 @@ class _PerfectStyle:
   def __init__(self, config, ids):
     size, styles = config.data.image_size, config.data.styles
     self._size, self._styles = size, styles
-    self._faces = {synthetic.render_face(int(i), c, style=s, size=size).tobytes(): (int(i), c)
-                   for i in ids for c in range(config.data.num_classes) for s in styles}
+    self._faces = {
+      synthetic.render_face(int(i), c, style=s, size=size).tobytes(): (int(i), c)
+      for i in ids
+      for c in range(config.data.num_classes)
+      for s in styles
+    }
 
   def translate(self, g_params, x, direction='a2b'):
     del g_params
@@ -122,6 +138,7 @@ class _PerfectStyle:
       keys = [self._faces[img.tobytes()] for img in images.to_uint8(y)]
       out = [synthetic.render_face(i, c, style=style, size=self._size) for i, c in keys]
       return np.stack(out).astype(np.float32) / 127.5 - 1.0
+
     return jax.pure_callback(render, jax.ShapeDtypeStruct(x.shape, jnp.float32), x)
 
 
@@ -129,8 +146,7 @@ def test_domain_evaluation_of_a_perfect_and_an_identity_model(tmp_path):
   config = _config()
   config.eval.num_identities = 3
   ids = synthetic.identity_ids('test')[:3]
-  report = two_group.evaluate_domains(config, _PerfectStyle(config, ids), None,
-                                              str(tmp_path))
+  report = two_group.evaluate_domains(config, _PerfectStyle(config, ids), None, str(tmp_path))
   for direction in ('a2b', 'b2a'):
     assert report[direction]['num_pairs'] == 3 * 5
     assert report[direction]['paired_l1'] == pytest.approx(0.0, abs=1e-6)

@@ -1,5 +1,6 @@
 """Face2Anime CycleGAN networks: official parameter counts, shapes, PyTorch conv-transpose
 semantics, dropout, and the image history pool."""
+
 # pylint: disable=protected-access
 import jax
 import jax.numpy as jnp
@@ -16,6 +17,7 @@ def _image(size, batch=2):
 
 
 # ---------------------------------------------------------------- parameter counts (no arrays)
+
 
 def test_resnet_generator_official_count():
   # resnet_9blocks, ngf=64: conv7 3->64 9,472; conv3 64->128 73,856; conv3 128->256 295,168;
@@ -48,12 +50,16 @@ def test_discriminator_counts():
 
 # ---------------------------------------------------------------- shapes
 
-@pytest.mark.parametrize('module, expected', [
+
+@pytest.mark.parametrize(
+  'module, expected',
+  [
     (cyclegan.ResnetGenerator(), (2, 64, 64, 3)),
     (cyclegan.UnetGenerator(num_downs=6), (2, 64, 64, 3)),
     (cyclegan.PatchDiscriminator(), (2, 6, 6, 1)),
     (cyclegan.BasicDiscriminator(), (2, 4, 4, 1)),
-])
+  ],
+)
 def test_shapes_at_64(module, expected):
   x = _image(64)
   variables = jax.eval_shape(module.init, jax.random.PRNGKey(0), x)
@@ -61,12 +67,15 @@ def test_shapes_at_64(module, expected):
   assert out.shape == expected and out.dtype == jnp.float32
 
 
-@pytest.mark.parametrize('module, size, expected', [
+@pytest.mark.parametrize(
+  'module, size, expected',
+  [
     (cyclegan.ResnetGenerator(ngf=4, num_blocks=2), 16, (2, 16, 16, 3)),
     (cyclegan.UnetGenerator(ngf=4, num_downs=5), 32, (2, 32, 32, 3)),
     (cyclegan.PatchDiscriminator(ndf=4), 32, (2, 2, 2, 1)),
     (cyclegan.BasicDiscriminator(ndf=4), 16, (2, 1, 1, 1)),
-])
+  ],
+)
 def test_apply_small(module, size, expected):
   x = jax.random.uniform(jax.random.PRNGKey(1), (2, size, size, 3), minval=-1, maxval=1)
   variables = jax.jit(module.init)(jax.random.PRNGKey(0), x)
@@ -79,16 +88,21 @@ def test_apply_small(module, size, expected):
 
 def test_unet_too_small_raises():
   with pytest.raises(ValueError, match=r'16.*num_downs=5'):
-    jax.eval_shape(cyclegan.UnetGenerator(ngf=4, num_downs=5).init, jax.random.PRNGKey(0),
-                   _image(16))
+    jax.eval_shape(
+      cyclegan.UnetGenerator(ngf=4, num_downs=5).init, jax.random.PRNGKey(0), _image(16)
+    )
 
 
 # ---------------------------------------------------------------- dropout
 
-@pytest.mark.parametrize('module, size', [
+
+@pytest.mark.parametrize(
+  'module, size',
+  [
     (cyclegan.ResnetGenerator(ngf=4, num_blocks=2, dropout=0.5), 16),
     (cyclegan.UnetGenerator(ngf=4, num_downs=6, dropout=0.5), 64),
-])
+  ],
+)
 def test_dropout(module, size):
   x = jax.random.uniform(jax.random.PRNGKey(1), (2, size, size, 3), minval=-1, maxval=1)
   variables = jax.jit(module.init)(jax.random.PRNGKey(0), x)
@@ -104,20 +118,28 @@ def test_dropout(module, size):
 
 # ---------------------------------------------------------------- PyTorch layer semantics
 
+
 def _torch_conv_transpose(x, w, b, stride, padding, output_padding):
   """ConvTranspose2d by scatter: out[i*s - p + k] += x[i] * w[k], cropped to
   (H - 1) * s - 2p + k + output_padding. x (B, H, W, Cin), w (Cin, Cout, k, k) as in PyTorch."""
   batch, height, width, _ = x.shape
   k = w.shape[-1]
-  full = np.zeros((batch, (height - 1) * stride + k + output_padding,
-                   (width - 1) * stride + k + output_padding, w.shape[1]))
+  full = np.zeros(
+    (
+      batch,
+      (height - 1) * stride + k + output_padding,
+      (width - 1) * stride + k + output_padding,
+      w.shape[1],
+    )
+  )
   for i in range(height):
     for j in range(width):
-      full[:, i * stride:i * stride + k, j * stride:j * stride + k, :] += np.einsum(
-          'bc,cokl->bklo', x[:, i, j], w)
+      full[:, i * stride : i * stride + k, j * stride : j * stride + k, :] += np.einsum(
+        'bc,cokl->bklo', x[:, i, j], w
+      )
   out_h = (height - 1) * stride - 2 * padding + k + output_padding
   out_w = (width - 1) * stride - 2 * padding + k + output_padding
-  return full[:, padding:padding + out_h, padding:padding + out_w] + b
+  return full[:, padding : padding + out_h, padding : padding + out_w] + b
 
 
 @pytest.mark.parametrize('kernel, output_padding', [(3, 1), (4, 0)])
@@ -136,8 +158,9 @@ def test_conv_transpose_matches_pytorch(kernel, output_padding):
   params = {'kernel': jnp.asarray(w.transpose(2, 3, 1, 0)), 'bias': jnp.asarray(b)}
   out = np.asarray(layer.apply({'params': params}, jnp.asarray(x)))
   assert out.shape == (2, 10, 8, 2)  # exactly 2H x 2W
-  np.testing.assert_allclose(out, _torch_conv_transpose(x, w, b, 2, 1, output_padding),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    out, _torch_conv_transpose(x, w, b, 2, 1, output_padding), rtol=1e-5, atol=1e-5
+  )
 
 
 def test_reflect_pad_is_pytorch_reflection():
@@ -147,6 +170,7 @@ def test_reflect_pad_is_pytorch_reflection():
 
 
 # ---------------------------------------------------------------- image pool
+
 
 def _numbered(first, n):
   """n tiny images whose pixels all equal their number first, first + 1, ..."""

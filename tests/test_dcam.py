@@ -1,4 +1,5 @@
-"""DCAM-GAN: mapping network, AdaIN decoder control, attention mask, contextual loss, VGG19."""
+"""DCAM-GAN: mapping network, AdaIN decoder control, attention mask, contextual loss."""
+
 import json
 import os
 
@@ -11,18 +12,18 @@ import pytest
 from configs import dcam as dcam_config
 from jaxpr_gan import checkpointing
 from jaxpr_gan import config_validation
-from jaxpr_gan.evaluation import evaluate
 from jaxpr_gan import inference
-from jaxpr_gan.nn import attention
-from jaxpr_gan.nn import layers
-from jaxpr_gan.objectives import losses
 from jaxpr_gan import registry
-from jaxpr_gan.training import loop
-from jaxpr_gan.training import state as state_lib
+from jaxpr_gan.evaluation import evaluate
 from jaxpr_gan.models import count_params
 from jaxpr_gan.models import dcam
 from jaxpr_gan.models import vgg
+from jaxpr_gan.nn import attention
+from jaxpr_gan.nn import layers
 from jaxpr_gan.objectives import contextual
+from jaxpr_gan.objectives import losses
+from jaxpr_gan.training import loop
+from jaxpr_gan.training import state as state_lib
 
 
 def _relu(v):
@@ -45,8 +46,10 @@ def test_mapping_network_is_nine_dense_layers_with_relu_after_each():
   assert count_params(f, c) == 4 * 512 + 512 + 7 * (512 * 512 + 512) + 512 * 64 + 64
   # Biases drawn at random so that ReLU cuts somewhere; then the chain by hand.
   rng = np.random.default_rng(0)
-  params = {k: {'kernel': v['kernel'], 'bias': rng.normal(size=v['bias'].shape) * 0.05}
-            for k, v in params.items()}
+  params = {
+    k: {'kernel': v['kernel'], 'bias': rng.normal(size=v['bias'].shape) * 0.05}
+    for k, v in params.items()
+  }
   h = np.asarray(c)
   for i in range(9):
     h = _relu(h @ np.asarray(params[f'Dense_{i}']['kernel']) + params[f'Dense_{i}']['bias'])
@@ -61,19 +64,24 @@ def test_adain_with_zero_control_is_instance_norm_and_applies_scale_and_shift():
   adain = layers.AdaIN(3)
   params = adain.init(jax.random.PRNGKey(2), x, k)['params']
   zero = {'fc': {'kernel': jnp.zeros((7, 6)), 'bias': jnp.zeros(6)}}
-  np.testing.assert_allclose(np.asarray(adain.apply({'params': zero}, x, k)),
-                             _instance_norm(np.asarray(x)), atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(adain.apply({'params': zero}, x, k)), _instance_norm(np.asarray(x)), atol=1e-5
+  )
   # f(k) = (gamma, beta) from the bias alone: (1 + gamma) * IN(x) + beta per channel.
   gamma, beta = np.array([0.5, -1.0, 2.0]), np.array([0.1, 0.2, -0.3])
   fixed = {'fc': {'kernel': jnp.zeros((7, 6)), 'bias': jnp.asarray(np.r_[gamma, beta])}}
-  np.testing.assert_allclose(np.asarray(adain.apply({'params': fixed}, x, k)),
-                             (1 + gamma) * _instance_norm(np.asarray(x)) + beta, atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(adain.apply({'params': fixed}, x, k)),
+    (1 + gamma) * _instance_norm(np.asarray(x)) + beta,
+    atol=1e-5,
+  )
   assert not np.allclose(adain.apply({'params': params}, x, k), _instance_norm(np.asarray(x)))
 
 
 def _tiny_generator(**kw):
-  g = dcam.Generator(conv_dim=4, num_enc_res=1, num_dec_res=2, num_mask_res=1, mapping_dim=8,
-                     control_dim=8, **kw)
+  g = dcam.Generator(
+    conv_dim=4, num_enc_res=1, num_dec_res=2, num_mask_res=1, mapping_dim=8, control_dim=8, **kw
+  )
   x = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 3), minval=-1.0, maxval=1.0)
   c = jax.nn.one_hot(jnp.array([0, 3]), 5)
   return g, g.init(jax.random.PRNGKey(0), x, c)['params'], x, c
@@ -81,15 +89,21 @@ def _tiny_generator(**kw):
 
 def test_decoder_injects_the_control_after_every_decoder_conv_but_the_last():
   g, params, x, c = _tiny_generator()
-  fcs = {'/'.join(str(k.key) for k in path[:-2]): leaf.shape
-         for path, leaf in jax.tree_util.tree_flatten_with_path(params['trans'])[0]
-         if [k.key for k in path[-2:]] == ['fc', 'kernel']}
+  fcs = {
+    '/'.join(str(k.key) for k in path[:-2]): leaf.shape
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params['trans'])[0]
+    if [k.key for k in path[-2:]] == ['fc', 'kernel']
+  }
   # 2 bottlenecks x 2 convs + 2 transposed convs; the encoder and to_rgb have none. Each f maps
   # the control (8) to twice its layer's channels: 16 in the bottleneck, then 8 and 4.
   assert sorted(fcs.items()) == [
-      ('AdaINResidualBlock_0/AdaIN_0', (8, 32)), ('AdaINResidualBlock_0/AdaIN_1', (8, 32)),
-      ('AdaINResidualBlock_1/AdaIN_0', (8, 32)), ('AdaINResidualBlock_1/AdaIN_1', (8, 32)),
-      ('AdaIN_0', (8, 16)), ('AdaIN_1', (8, 8))]
+    ('AdaINResidualBlock_0/AdaIN_0', (8, 32)),
+    ('AdaINResidualBlock_0/AdaIN_1', (8, 32)),
+    ('AdaINResidualBlock_1/AdaIN_0', (8, 32)),
+    ('AdaINResidualBlock_1/AdaIN_1', (8, 32)),
+    ('AdaIN_0', (8, 16)),
+    ('AdaIN_1', (8, 8)),
+  ]
   # The control changes the output through the decoder only: different classes, different y.
   y = g.apply({'params': params}, x, c)
   y2 = g.apply({'params': params}, x, c[::-1])
@@ -105,8 +119,10 @@ def test_mask_in_unit_interval_and_blend_of_eq_7():
   assert 0.0 < float(mask.min()) < float(mask.max()) < 1.0  # not saturated at random init
 
   def with_mask_bias(b):
-    att = dict(params['att'], to_mask={'kernel': params['att']['to_mask']['kernel'],
-                                       'bias': jnp.full((1,), b)})
+    att = dict(
+      params['att'],
+      to_mask={'kernel': params['att']['to_mask']['kernel'], 'bias': jnp.full((1,), b)},
+    )
     return dict(params, att=att)
 
   # M = 0: the input, exactly; M = 1: G_trans's colouring y alone.
@@ -114,11 +130,13 @@ def test_mask_in_unit_interval_and_blend_of_eq_7():
   assert float(jnp.max(state[attention.MASKS]['mask'][0])) == 0.0
   np.testing.assert_array_equal(np.asarray(off), np.asarray(x))
   on = g.apply({'params': with_mask_bias(1e4)}, x, c)
-  trans_only = dcam.Generator(conv_dim=4, num_enc_res=1, num_dec_res=2, mapping_dim=8,
-                              control_dim=8, attention_mask=False)
+  trans_only = dcam.Generator(
+    conv_dim=4, num_enc_res=1, num_dec_res=2, mapping_dim=8, control_dim=8, attention_mask=False
+  )
   no_att = {k: v for k, v in params.items() if k != 'att'}
-  np.testing.assert_array_equal(np.asarray(on), np.asarray(trans_only.apply({'params': no_att},
-                                                                             x, c)))
+  np.testing.assert_array_equal(
+    np.asarray(on), np.asarray(trans_only.apply({'params': no_att}, x, c))
+  )
   # The inference signature reports this mask.
   config = dcam_config.get_config('tiny')
   config.generator.num_dec_res = 2  # as _tiny_generator
@@ -147,77 +165,23 @@ def test_contextual_loss_by_hand_permutation_invariant_and_rising_with_change():
   x = rng.normal(size=(2, 3, 4, 6)).astype(np.float32)
   y = rng.normal(size=(2, 3, 4, 6)).astype(np.float32)
   got = float(losses.contextual(jnp.asarray(x), jnp.asarray(y)))
-  want = np.mean([_contextual_by_loops(x[b].reshape(-1, 6), y[b].reshape(-1, 6))
-                  for b in range(2)])
+  want = np.mean([_contextual_by_loops(x[b].reshape(-1, 6), y[b].reshape(-1, 6)) for b in range(2)])
   np.testing.assert_allclose(got, want, rtol=1e-5)
   # The same set: CX = 1, loss 0 (up to eps).
   assert abs(float(losses.contextual(jnp.asarray(y), jnp.asarray(y)))) < 1e-4
   # Positions of the target's features permuted: a set, so the same loss.
   perm = rng.permutation(12)
   y_perm = y.reshape(2, 12, 6)[:, perm].reshape(2, 3, 4, 6)
-  np.testing.assert_allclose(float(losses.contextual(jnp.asarray(x), jnp.asarray(y_perm))), got,
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    float(losses.contextual(jnp.asarray(x), jnp.asarray(y_perm))), got, rtol=1e-6
+  )
   # Features closer to the target lower it; moving them away raises it.
   noise = rng.normal(size=y.shape).astype(np.float32)
-  rising = [float(losses.contextual(jnp.asarray(y + s * noise), jnp.asarray(y)))
-            for s in (0.3, 0.5, 1.0, 2.0)]
+  rising = [
+    float(losses.contextual(jnp.asarray(y + s * noise), jnp.asarray(y)))
+    for s in (0.3, 0.5, 1.0, 2.0)
+  ]
   assert 0.0 < rising[0] < rising[1] < rising[2] < rising[3]
-
-
-def test_vgg19_equals_keras_vgg19_on_the_same_random_weights(tmp_path):
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  import keras  # pylint: disable=g-import-not-at-top
-  keras.utils.set_random_seed(0)
-  model = keras.applications.VGG19(weights=None, include_top=False, input_shape=(32, 32, 3))
-  rng = np.random.default_rng(0)
-  for layer in model.layers:  # random biases too (Keras starts them at 0)
-    if layer.weights:
-      kernel, bias = layer.get_weights()
-      layer.set_weights([kernel, rng.normal(size=bias.shape).astype(np.float32) * 0.1])
-  legacy, keras3 = str(tmp_path / 'vgg19.h5'), str(tmp_path / 'vgg19.weights.h5')
-  model.save(legacy)
-  model.save_weights(keras3)
-  ours_to_keras = {'relu1_2': 'block1_conv2', 'pool2': 'block2_pool', 'relu3_2': 'block3_conv2',
-                   'relu4_4': 'block4_conv4', 'relu5_1': 'block5_conv1', 'pool5': 'block5_pool'}
-  probe = keras.Model(model.input, [model.get_layer(n).output for n in ours_to_keras.values()])
-  images = rng.uniform(0, 255, size=(2, 32, 32, 3)).astype(np.float32)
-  inputs = keras.applications.vgg19.preprocess_input(images.copy())
-  np.testing.assert_allclose(np.asarray(vgg.preprocess(jnp.asarray(images / 127.5 - 1), 'caffe')),
-                             inputs, atol=1e-3)
-  want = [np.asarray(a) for a in probe(inputs)]
-  for path in (legacy, keras3):
-    params, kind = vgg.load_weights(path)
-    assert kind == 'caffe' and sorted(params) == sorted(vgg.CONV_NAMES)
-    got = vgg.VGG19(outputs=tuple(ours_to_keras)).apply({'params': params}, jnp.asarray(inputs))
-    for name, theirs in zip(ours_to_keras, want):
-      assert got[name].shape == theirs.shape
-      scale = max(1.0, float(np.abs(theirs).max()))
-      np.testing.assert_allclose(np.asarray(got[name]) / scale, theirs / scale, atol=1e-4,
-                                 err_msg=f'{name} ({path})')
-
-
-def test_vgg19_equals_torchvision_layout_on_the_same_random_weights(tmp_path):
-  torch = pytest.importorskip('torch')
-  from tests import torch_official, torch_official_features  # pylint: disable=g-import-not-at-top
-  net = torch_official.randomize(torch_official_features.VGG19(), 0).eval()
-  path = str(tmp_path / 'vgg19.pth')
-  torch.save(net.state_dict(), path)
-  params, kind = vgg.load_weights(path, vgg.convs_needed(['relu4_2']))
-  assert kind == 'torch' and list(params) == list(vgg.CONV_NAMES[:10])
-  rng = np.random.default_rng(1)
-  x = rng.uniform(-1, 1, size=(2, 32, 32, 3)).astype(np.float32)
-  inputs = np.asarray(vgg.preprocess(jnp.asarray(x), 'torch'))
-  # torchvision's Normalize of the [0, 1] image.
-  mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-  np.testing.assert_allclose(inputs, ((x + 1) / 2 - mean) / std, atol=1e-5)
-  with torch.no_grad():
-    t = torch.from_numpy(np.ascontiguousarray(inputs.transpose(0, 3, 1, 2)))
-    want = {'relu3_2': net.features[:14](t), 'relu4_2': net.features[:23](t)}
-  got = vgg.VGG19(outputs=('relu3_2', 'relu4_2')).apply({'params': params}, jnp.asarray(inputs))
-  for name, theirs in want.items():
-    theirs = theirs.numpy().transpose(0, 2, 3, 1)
-    scale = max(1.0, float(np.abs(theirs).max()))
-    np.testing.assert_allclose(np.asarray(got[name]) / scale, theirs / scale, atol=1e-4)
 
 
 def _write_legacy_keras_h5(path, params):
@@ -231,28 +195,6 @@ def _write_legacy_keras_h5(path, params):
       g.attrs['weight_names'] = np.array([f'{name}_W_1:0'.encode(), f'{name}_b_1:0'.encode()])
       g[f'{name}_W_1:0'] = np.asarray(params[conv]['kernel'])
       g[f'{name}_b_1:0'] = np.asarray(params[conv]['bias'])
-
-
-def test_weight_file_errors(tmp_path):
-  with pytest.raises(vgg.VGGWeightsError, match='does not exist'):
-    vgg.load_weights(str(tmp_path / 'nope.h5'))
-  other = tmp_path / 'weights.npz'
-  other.write_bytes(b'x')
-  with pytest.raises(vgg.VGGWeightsError, match='unknown VGG19 weight file kind'):
-    vgg.load_weights(str(other))
-  rng = np.random.default_rng(0)
-  params = {'conv1_1': {'kernel': rng.normal(size=(3, 3, 3, 64)).astype(np.float32),
-                        'bias': np.zeros(64, np.float32)}}
-  path = str(tmp_path / 'short.h5')
-  _write_legacy_keras_h5(path, params)
-  with pytest.raises(vgg.VGGWeightsError, match='no layer block1_conv2'):
-    vgg.load_weights(path, ('conv1_1', 'conv1_2'))
-  loaded, _ = vgg.load_weights(path, ('conv1_1',))
-  np.testing.assert_array_equal(loaded['conv1_1']['kernel'], params['conv1_1']['kernel'])
-  wrong = {'conv1_1': {'kernel': rng.normal(size=(3, 3, 3, 32)), 'bias': np.zeros(32)}}
-  _write_legacy_keras_h5(path, wrong)
-  with pytest.raises(vgg.VGGWeightsError, match='VGG19 has'):
-    vgg.load_weights(path, ('conv1_1',))
 
 
 def test_missing_weights_file_names_the_config_key(tmp_path):
@@ -275,8 +217,10 @@ def test_tiny_config_trains_with_a_weights_file_records_it_and_evaluates(tmp_pat
     i = vgg.CONV_NAMES.index(conv)
     cin = 3 if i == 0 else vgg._channels(vgg.CONV_NAMES[i - 1])  # pylint: disable=protected-access
     cout = vgg._channels(conv)  # pylint: disable=protected-access
-    file_params[conv] = {'kernel': rng.normal(size=(3, 3, cin, cout)).astype(np.float32) * 0.1,
-                         'bias': rng.normal(size=cout).astype(np.float32) * 0.1}
+    file_params[conv] = {
+      'kernel': rng.normal(size=(3, 3, cin, cout)).astype(np.float32) * 0.1,
+      'bias': rng.normal(size=cout).astype(np.float32) * 0.1,
+    }
   weights = str(tmp_path / 'vgg19_notop.h5')
   _write_legacy_keras_h5(weights, file_params)
   config.loss.vgg19_weights = weights
@@ -284,8 +228,9 @@ def test_tiny_config_trains_with_a_weights_file_records_it_and_evaluates(tmp_pat
   state = loop.train(config, workdir)
   assert int(state.step) == config.num_train_steps
   for conv in convs:  # the loss used the file's weights, unchanged by training
-    np.testing.assert_array_equal(np.asarray(state.aux['features'][conv]['kernel']),
-                                  file_params[conv]['kernel'])
+    np.testing.assert_array_equal(
+      np.asarray(state.aux['features'][conv]['kernel']), file_params[conv]['kernel']
+    )
   with open(os.path.join(workdir, 'run.json')) as f:
     record = json.load(f)['contextual_loss']
   assert record['network'] == 'vgg19' and record['weights'] == os.path.abspath(weights)
@@ -331,8 +276,12 @@ def test_generator_loss_terms_per_variant(variant, tiny_batch):
 
 def test_paper_config_sizes_and_schedule():
   config = dcam_config.get_config('')
-  assert (config.batch_size, config.num_train_steps, config.optim.num_decay_steps,
-          config.optim.decay_every) == (16, 200_000, 100_000, 1000)
+  assert (
+    config.batch_size,
+    config.num_train_steps,
+    config.optim.num_decay_steps,
+    config.optim.decay_every,
+  ) == (16, 200_000, 100_000, 1000)
   assert (config.optim.g_lr, config.optim.b1, config.optim.b2) == (1e-4, 0.5, 0.999)
   assert (config.loss.lambda_cx, config.loss.lambda_cls, config.loss.lambda_gp) == (0.1, 1, 10)
   objective = registry.build(config, 4)
@@ -343,8 +292,9 @@ def test_paper_config_sizes_and_schedule():
   # Constant for 100k iterations, then lowered every 1000 to 0 at 200k.
   lr = lambda s: float(state_lib.learning_rate(1e-4, jnp.asarray(s), 200_000, 100_000, 1000))
   assert lr(0) == lr(100_999) == np.float32(1e-4)
-  np.testing.assert_allclose([lr(101_000), lr(101_999), lr(150_500), lr(200_000)],
-                             [0.99e-4, 0.99e-4, 0.5e-4, 0.0], rtol=1e-6)
+  np.testing.assert_allclose(
+    [lr(101_000), lr(101_999), lr(150_500), lr(200_000)], [0.99e-4, 0.99e-4, 0.5e-4, 0.0], rtol=1e-6
+  )
 
 
 def test_config_errors():
@@ -367,10 +317,17 @@ def test_parameter_count_at_paper_size_by_hand():
   encoder = 7 * 7 * 3 * 64 + 128 + 4 * 4 * 64 * 128 + 256 + 4 * 4 * 128 * 256 + 512
   res = 2 * 9 * 256 * 256 + 2 * 512  # two bias-free convs, two affine INs
   adain_res = 2 * 9 * 256 * 256 + 2 * (64 * 512 + 512)  # two convs, two f: 64 -> 2 x 256
-  trans = (encoder + 3 * res + 3 * adain_res + 4 * 4 * 256 * 128 + (64 * 256 + 256)
-           + 4 * 4 * 128 * 64 + (64 * 128 + 128) + 7 * 7 * 64 * 3)
-  att = (encoder + 6 * res + 4 * 4 * 256 * 128 + 256 + 4 * 4 * 128 * 64 + 128
-         + 7 * 7 * 64 + 1)
+  trans = (
+    encoder
+    + 3 * res
+    + 3 * adain_res
+    + 4 * 4 * 256 * 128
+    + (64 * 256 + 256)
+    + 4 * 4 * 128 * 64
+    + (64 * 128 + 128)
+    + 7 * 7 * 64 * 3
+  )
+  att = encoder + 6 * res + 4 * 4 * 256 * 128 + 256 + 4 * 4 * 128 * 64 + 128 + 7 * 7 * 64 + 1
   mapping = 4 * 512 + 512 + 7 * (512 * 512 + 512) + 512 * 64 + 64
   objective = registry.build(dcam_config.get_config(''), 4)
   x = jnp.zeros((1, 128, 128, 3))

@@ -8,12 +8,18 @@ import pickle
 
 import grain
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
+from PIL import ImageFile
 import pytest
 
-from input_pipeline.decoding import DecodeError, decode_image, load_image
-from input_pipeline.folders import (EXPECTED_FOLDER_LAYOUT, DatasetLayoutError, ImageFolderSource,
-                                    decode_record, scan_image_folder)
+from input_pipeline.decoding import decode_image
+from input_pipeline.decoding import DecodeError
+from input_pipeline.decoding import load_image
+from input_pipeline.folders import DatasetLayoutError
+from input_pipeline.folders import decode_record
+from input_pipeline.folders import EXPECTED_FOLDER_LAYOUT
+from input_pipeline.folders import ImageFolderSource
+from input_pipeline.folders import scan_image_folder
 from tests import image_fixtures as fx
 
 S = 40  # fixture size; decoding at the same size keeps flat colour regions exact
@@ -39,10 +45,17 @@ def _assert_colour(pixel, colour, tol=8):
 LEFT, RIGHT = (S // 2, S // 8), (S // 2, S - 1 - S // 8)
 
 
-@pytest.mark.parametrize('kind,tol', [
-    ('rgb_png', 0), ('palette_png', 0), ('wide_bmp', 0), ('tall_webp', 0),  # lossless
-    ('rgb_jpeg', 8), ('cmyk_jpeg', 8),
-])
+@pytest.mark.parametrize(
+  'kind,tol',
+  [
+    ('rgb_png', 0),
+    ('palette_png', 0),
+    ('wide_bmp', 0),
+    ('tall_webp', 0),  # lossless
+    ('rgb_jpeg', 8),
+    ('cmyk_jpeg', 8),
+  ],
+)
 def test_red_blue_images_keep_their_colours(mixed, kind, tol):
   image = _decode(mixed, kind)
   for row in (2, S // 2, S - 3):  # top to bottom: a centre crop leaves no green margin
@@ -61,8 +74,9 @@ def test_non_square_images_are_centre_cropped_exactly(mixed):
 
 def test_grayscale_is_replicated_to_three_equal_channels(mixed):
   image = _decode(mixed, 'gray_png')
-  assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1],
-                                                                         image[..., 2])
+  assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(
+    image[..., 1], image[..., 2]
+  )
   assert image[LEFT][0] == fx.GRAY_LEFT and image[RIGHT][0] == fx.GRAY_RIGHT
 
 
@@ -98,11 +112,14 @@ def test_exif_orientation_is_applied(mixed, size):
   _assert_colour(image[size - 1 - q, size - 1 - q], fx.BLUE, 12)
 
 
-@pytest.mark.parametrize('kind,reason', [
+@pytest.mark.parametrize(
+  'kind,reason',
+  [
     ('truncated_jpeg', 'truncated'),
     ('empty_jpeg', 'empty file'),
     ('text_jpeg', 'not an image'),
-])
+  ],
+)
 def test_bad_files_raise_decode_error_naming_the_path(mixed, kind, reason):
   path = mixed['paths'][kind]
   with pytest.raises(DecodeError) as err:
@@ -126,13 +143,16 @@ def _encode(img, fmt, **kwargs):
   return buf.getvalue()
 
 
-@pytest.mark.parametrize('mode,dtype,values,expected', [
+@pytest.mark.parametrize(
+  'mode,dtype,values,expected',
+  [
     ('I;16B', '>u2', [0, 32768, 65535], [0, 128, 255]),
     ('I', np.int32, [0, 32768, 65535], [0, 128, 255]),
     ('F', np.float32, [0.0, 0.5, 1.0], [0, 128, 255]),  # max <= 1: read as 0..1
     ('F', np.float32, [0.0, 100.0, 300.0], [0, 100, 255]),  # else as 0..255, clipped
     ('1', bool, [0, 1, 1], [0, 255, 255]),
-])
+  ],
+)
 def test_other_modes_via_tiff(mode, dtype, values, expected):
   arr = np.repeat(np.array(values, dtype), 4)[None].repeat(12, axis=0)  # 3 stripes, 12x12
   data = _encode(Image.fromarray(arr), 'TIFF')
@@ -153,8 +173,11 @@ def test_large_jpeg_reduced_decode_matches_full_decode():
   arr = fx.halves(800, 600)
   arr[100:200, 300:400] = fx.GREEN
   data = _encode(Image.fromarray(arr), 'JPEG', quality=95)
-  ref = Image.open(io.BytesIO(data)).convert('RGB').resize(
-      (32, 32), Image.Resampling.LANCZOS, box=(100, 0, 700, 600))
+  ref = (
+    Image.open(io.BytesIO(data))
+    .convert('RGB')
+    .resize((32, 32), Image.Resampling.LANCZOS, box=(100, 0, 700, 600))
+  )
   image = decode_image(data, 32)
   assert np.abs(image.astype(int) - np.asarray(ref, int)).mean() < 3
   box = (300, 100, 400, 200)  # exactly the green square
@@ -197,12 +220,19 @@ def test_scan_mixed_folder(mixed):
   assert class_names == mixed['class_names'] == ['angry', 'happy', 'neutral']
   assert len(files) == mixed['num_good'] + mixed['num_bad'] == 14
   # Sorted by class, then file name; hidden, .txt and root-level entries are absent.
-  expected = sorted((p, class_names.index(os.path.basename(os.path.dirname(p))))
-                    for k, p in mixed['paths'].items()
-                    if k not in ('readme', 'hidden_file', 'hidden_dir'))
+  expected = sorted(
+    (p, class_names.index(os.path.basename(os.path.dirname(p))))
+    for k, p in mixed['paths'].items()
+    if k not in ('readme', 'hidden_file', 'hidden_dir')
+  )
   assert files == sorted(expected, key=lambda f: (f[1], os.path.basename(f[0])))
   assert [os.path.basename(p) for p, label in files if label == 1] == [
-      'gray.png', 'rgb.JPG', 'rgb.png', 'truncated.jpg', 'wide.bmp']
+    'gray.png',
+    'rgb.JPG',
+    'rgb.png',
+    'truncated.jpg',
+    'wide.bmp',
+  ]
 
 
 def test_image_folder_source_and_decode_record(mixed, caplog):
@@ -228,9 +258,11 @@ def test_image_folder_source_and_decode_record(mixed, caplog):
 
 
 def test_grain_pipeline_drops_invalid_records(mixed):
-  ds = (grain.MapDataset.source(ImageFolderSource(mixed['root']))
-        .map(functools.partial(decode_record, size=8))
-        .filter(lambda r: bool(r['valid'])))
+  ds = (
+    grain.MapDataset.source(ImageFolderSource(mixed['root']))
+    .map(functools.partial(decode_record, size=8))
+    .filter(lambda r: bool(r['valid']))
+  )
   labels = sorted(int(r['label']) for r in ds.to_iter_dataset())
   assert labels == [0] * 4 + [1] * 4 + [2] * 3  # good images per class: angry, happy, neutral
 

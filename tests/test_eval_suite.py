@@ -1,4 +1,5 @@
 """eval.py's suite: skip notes, FID/KID/IS plumbing and cache, the judge, the HTML report."""
+
 import functools
 import json
 import os
@@ -12,14 +13,14 @@ from configs import dcam as dcam_config
 from configs import stargan as stargan_config
 from configs import twocet as twocet_config
 from input_pipeline import pipeline
-from jaxpr_gan.evaluation import evaluate
-from jaxpr_gan.evaluation import suite
-from jaxpr_gan.evaluation import restore
-from jaxpr_gan.evaluation import judge
 from jaxpr_gan import registry
-from jaxpr_gan.training import state as state_lib
+from jaxpr_gan.evaluation import evaluate
+from jaxpr_gan.evaluation import judge
+from jaxpr_gan.evaluation import restore
+from jaxpr_gan.evaluation import suite
 from jaxpr_gan.evaluation.metrics import distribution
 from jaxpr_gan.evaluation.metrics import inception
+from jaxpr_gan.training import state as state_lib
 
 
 def _fresh(config):
@@ -29,8 +30,11 @@ def _fresh(config):
   return objective, state_lib.generator_params(state), names
 
 
-@pytest.mark.parametrize('module', [dcam_config, cyclegan_config, twocet_config],
-                         ids=['conditional', 'two_domain', 'reference'])
+@pytest.mark.parametrize(
+  'module',
+  [dcam_config, cyclegan_config, twocet_config],
+  ids=['conditional', 'two_domain', 'reference'],
+)
 def test_generated_sets_of_every_family(module):
   config = module.get_config('tiny')
   config.eval.fid_max_images = 12
@@ -43,8 +47,7 @@ def test_generated_sets_of_every_family(module):
     assert s.name == 'translation' and s.real_group is None
     assert sorted(set(s.targets)) == [0, 1, 2, 3, 4]
   elif objective.family == 'two_domain':
-    assert [(s.name, s.targets, s.real_group) for s in sets] == [('a2b', None, 1),
-                                                                   ('b2a', None, 0)]
+    assert [(s.name, s.targets, s.real_group) for s in sets] == [('a2b', None, 1), ('b2a', None, 0)]
   else:  # neutral test faces, each with one emotional reference (12 // 12)
     [s] = sets
     assert s.name == 'transfer' and s.real_group == 1 and set(s.targets) <= {1, 2, 3, 4}
@@ -75,20 +78,28 @@ def test_without_files_every_metric_says_which_key_to_set(tmp_path):
 def inception_file(tmp_path_factory):
   torch = pytest.importorskip('torch')
   from tests import test_fid  # pylint: disable=g-import-not-at-top
+
   path = str(tmp_path_factory.mktemp('inception') / 'pt_inception.pth')
   torch.save(test_fid._random_fid_inception(torch, seed=1).state_dict(), path)  # pylint: disable=protected-access
   return path
 
 
-def test_distribution_metrics_identical_sets_and_the_cache(inception_file, tmp_path,
-                                                           monkeypatch):
+def test_distribution_metrics_identical_sets_and_the_cache(inception_file, tmp_path, monkeypatch):
   config = stargan_config.get_config('tiny')
-  config.eval.update(inception_weights=inception_file, fid_max_images=4, batch_size=4,
-                     kid_subsets=3, kid_subset_size=4, stats_cache_dir=str(tmp_path / 'cache'))
+  config.eval.update(
+    inception_weights=inception_file,
+    fid_max_images=4,
+    batch_size=4,
+    kid_subsets=3,
+    kid_subset_size=4,
+    stats_cache_dir=str(tmp_path / 'cache'),
+  )
   real = suite._real_images(config, 'test', None)  # pylint: disable=protected-access
   shifted = np.clip(real.astype(int) + 60, 0, 255).astype(np.uint8)
-  sets = [suite.GeneratedSet('same', real, None, None, real),
-          suite.GeneratedSet('brighter', shifted, None, None, real)]
+  sets = [
+    suite.GeneratedSet('same', real, None, None, real),
+    suite.GeneratedSet('brighter', shifted, None, None, real),
+  ]
   report = suite.distribution_metrics(config, sets)
   same, brighter = report['same'], report['brighter']
   assert same['num_real'] == same['num_generated'] == 4
@@ -101,10 +112,10 @@ def test_distribution_metrics_identical_sets_and_the_cache(inception_file, tmp_p
   with pytest.warns(UserWarning, match='fewer samples'):
     fid = distribution.frechet_distance_from_features(pool, real_pool)
   np.testing.assert_allclose(brighter['fid'], fid, rtol=1e-6)
-  np.testing.assert_allclose(brighter['kid'], distribution.kernel_inception_distance(
-      pool, real_pool, 3, 4)[0], rtol=1e-6)
-  np.testing.assert_allclose(brighter['is'], distribution.inception_score(logits, 4)[0],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    brighter['kid'], distribution.kernel_inception_distance(pool, real_pool, 3, 4)[0], rtol=1e-6
+  )
+  np.testing.assert_allclose(brighter['is'], distribution.inception_score(logits, 4)[0], rtol=1e-6)
   # Second time the real features come from the cache, keyed by what made them.
   files = sorted(os.listdir(config.eval.stats_cache_dir))
   assert len(files) == 2 and files[0].endswith('.json') and files[1].endswith('.npz')
@@ -127,9 +138,13 @@ def test_judge_trains_above_95_percent_and_scores_generated_faces(tmp_path):
   # on those faces; one that returns its input scores only when the target is the source.
   real, labels = suite.decode(judge.labelled_source(config.data, 'test'), 250, 16)
   report = suite.judge_metrics(
-      config, [suite.GeneratedSet('truth', real, labels, None, real),
-               suite.GeneratedSet('input', real, (labels + 1) % 5, None, real)],
-      list(loaded.class_names))
+    config,
+    [
+      suite.GeneratedSet('truth', real, labels, None, real),
+      suite.GeneratedSet('input', real, (labels + 1) % 5, None, real),
+    ],
+    list(loaded.class_names),
+  )
   assert report['truth']['target_accuracy'] == pytest.approx(meta['test_accuracy'])
   assert report['input']['target_accuracy'] <= 0.05
   assert set(report['truth']['per_target']) == set(loaded.class_names)
@@ -144,7 +159,9 @@ def test_judge_trains_above_95_percent_and_scores_generated_faces(tmp_path):
 
 def test_lpips_to_input_is_zero_for_an_identity_model(tmp_path):
   torch = pytest.importorskip('torch')
-  from tests import torch_official, torch_official_features  # pylint: disable=g-import-not-at-top
+  from tests import torch_official  # pylint: disable=g-import-not-at-top
+  from tests import torch_official_features  # pylint: disable=g-import-not-at-top
+
   net = torch_official.randomize(torch_official_features.LPIPS(), 0)
   backbone, linear = str(tmp_path / 'vgg16.pth'), str(tmp_path / 'lin.pth')
   torch.save(net.net.state_dict(), backbone)
@@ -153,7 +170,11 @@ def test_lpips_to_input_is_zero_for_an_identity_model(tmp_path):
   config.eval.update(lpips_backbone=backbone, lpips_linear=linear, batch_size=4)
   real = suite._real_images(config, 'test', None)[:4]  # pylint: disable=protected-access
   noisy = np.clip(real.astype(int) + 40, 0, 255).astype(np.uint8)
-  report = suite.lpips_metrics(config, [
+  report = suite.lpips_metrics(
+    config,
+    [
       suite.GeneratedSet('identity', real, None, None, real),
-      suite.GeneratedSet('brighter', noisy, None, None, real)])
+      suite.GeneratedSet('brighter', noisy, None, None, real),
+    ],
+  )
   assert report['identity']['lpips_to_input'] < 1e-6 < report['brighter']['lpips_to_input']

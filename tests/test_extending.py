@@ -1,5 +1,6 @@
 """The three recipes of docs/extending.md, each done from this file alone and trained 2 tiny
 steps: a loss variant, a block, a model."""
+
 import os
 
 import flax.linen as nn
@@ -37,13 +38,16 @@ def _train(config, workdir: str, steps: int = 2):
 # --- Recipe 1: a loss variant. One-sided label smoothing (Salimans et al. 2016): D aims at 0.9
 # for real images, so the real term is least where D(real) = logit(0.9) = ln 9.
 
+
 def _smoothed_critic(real_logits, fake_logits):
-  return (losses.binary_cross_entropy(real_logits, 0.9)
-          + losses.binary_cross_entropy(fake_logits, 0.0))
+  return losses.binary_cross_entropy(real_logits, 0.9) + losses.binary_cross_entropy(
+    fake_logits, 0.0
+  )
 
 
-adversarial.register('smoothed_bce', critic=_smoothed_critic,
-                     generator=adversarial.get('bce').generator)
+adversarial.register(
+  'smoothed_bce', critic=_smoothed_critic, generator=adversarial.get('bce').generator
+)
 
 
 def test_recipe_a_loss_variant(tmp_path):
@@ -61,6 +65,7 @@ def test_recipe_a_loss_variant(tmp_path):
 
 # --- Recipe 2: a block. A residual block whose update is gated per position by a sigmoid map
 # (declared as the generator's attention mask); `reduction` sets the gate's hidden width.
+
 
 @blocks.register('gated_residual')
 class GatedResidual(nn.Module):
@@ -85,7 +90,7 @@ def test_recipe_a_block(tmp_path):
   config.generator.block_args = {'reduction': 2}
   state = _train(config, str(tmp_path))
   block = state.params['g']['GatedResidual_0']
-  width = config.generator.conv_dim * 2 ** config.generator.num_down  # 16 channels
+  width = config.generator.conv_dim * 2**config.generator.num_down  # 16 channels
   assert block['squeeze']['kernel'].shape == (1, 1, width, width // 2)  # reduction reached it
   translator = inference.from_run(str(tmp_path))
   assert translator.has_mask  # the block says so; StarGAN's plain blocks make none
@@ -101,8 +106,10 @@ def test_recipe_a_block(tmp_path):
 # skip connection, StarGAN's discriminator and objective; declared here, found by its dotted
 # path (config.model = 'tests.test_extending.SKIP_GAN'), so a restored run finds it too.
 
+
 class SkipGenerator(nn.Module):
   """G(x, c): conv down, conv, conv-transpose up, concatenated with x, conv to RGB, tanh."""
+
   conv_dim: int = 8
   dtype: layers.Dtype = jnp.float32
 
@@ -120,22 +127,34 @@ class SkipGenerator(nn.Module):
 def _build_skip_gan(config, num_classes):
   dtype = registry.compute_dtype(config)
   from jaxpr_gan import run_config  # pylint: disable=import-outside-toplevel
+
   return run_config.build(
-      conditional.ConditionalGAN, config.loss, 'loss', num_classes=num_classes,
-      generator=run_config.build(SkipGenerator, config.generator, 'generator', dtype=dtype),
-      discriminator=run_config.build(stargan.Discriminator, config.discriminator,
-                                     'discriminator', dtype=dtype,
-                                     image_size=config.data.image_size, num_classes=num_classes))
+    conditional.ConditionalGAN,
+    config.loss,
+    'loss',
+    num_classes=num_classes,
+    generator=run_config.build(SkipGenerator, config.generator, 'generator', dtype=dtype),
+    discriminator=run_config.build(
+      stargan.Discriminator,
+      config.discriminator,
+      'discriminator',
+      dtype=dtype,
+      image_size=config.data.image_size,
+      num_classes=num_classes,
+    ),
+  )
 
 
 def _check_skip_gan(config):
   if config.data.image_size % 2:
-    raise registry.ConfigError(f'config.data.image_size = {config.data.image_size} is odd; the '
-                               'skip generator halves it once')
+    raise registry.ConfigError(
+      f'config.data.image_size = {config.data.image_size} is odd; the skip generator halves it once'
+    )
 
 
-SKIP_GAN = registry.Model('skip_gan', conditional.ConditionalGAN, _build_skip_gan,
-                          check=_check_skip_gan)
+SKIP_GAN = registry.Model(
+  'skip_gan', conditional.ConditionalGAN, _build_skip_gan, check=_check_skip_gan
+)
 
 
 def _skip_gan_config() -> ml_collections.ConfigDict:
@@ -149,8 +168,14 @@ def test_recipe_a_model(tmp_path):
   _train(config, str(tmp_path))
   run = restore.restore(str(tmp_path))  # from the checkpoint's config, by the dotted path
   assert isinstance(run.objective.generator, SkipGenerator)
-  assert set(run.g_params) == {'Conv_0', 'Conv_1', 'ConvTranspose_0', 'InstanceNorm_0',
-                               'InstanceNorm_1', 'to_rgb'}
+  assert set(run.g_params) == {
+    'Conv_0',
+    'Conv_1',
+    'ConvTranspose_0',
+    'InstanceNorm_0',
+    'InstanceNorm_1',
+    'to_rgb',
+  }
   report = evaluate.evaluate(str(tmp_path))
   assert 0.0 <= report['improvement_rate'] <= 1.0 and report['step'] == 2
   assert os.path.exists(tmp_path / 'eval' / 'metrics.json')
@@ -165,6 +190,7 @@ SMOOTHED_BCE = adversarial.Kind(critic=_smoothed_critic, generator=adversarial.g
 
 def test_a_block_and_a_loss_outside_the_library_are_named_by_their_dotted_paths():
   from jaxpr_gan import config_validation  # pylint: disable=import-outside-toplevel
+
   config = stargan_config.get_config('tiny')
   config.generator.block = 'tests.test_extending.GatedResidual'
   config.generator.block_args = {'reduction': 2}
@@ -173,8 +199,9 @@ def test_a_block_and_a_loss_outside_the_library_are_named_by_their_dotted_paths(
   objective = registry.build(config, 5)
   assert objective.adv.critic_loss  # built
   assert adversarial.get(objective.adversarial) is SMOOTHED_BCE
-  shapes = jax.eval_shape(objective.init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3),
-                                                                           jnp.uint8))
+  shapes = jax.eval_shape(
+    objective.init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3), jnp.uint8)
+  )
   assert 'GatedResidual_0' in shapes['g']
   config.loss.adversarial = 'tests.test_extending.SkipGenerator'  # not a Kind
   with pytest.raises(registry.ConfigError, match='loss.adversarial'):

@@ -1,5 +1,6 @@
 """FID Inception against pytorch-fid's architecture; FID, KID and IS against independent sums
 and against the reference libraries' functions (pytorch-fid, clean-fid)."""
+
 import sys
 import types
 import warnings
@@ -14,6 +15,7 @@ from jaxpr_gan.evaluation.metrics import inception
 def _random_fid_inception(torch, seed=0):
   """pytorch-fid's network with random weights and batch-norm statistics of sane scale."""
   from tests import torch_official_features  # pylint: disable=g-import-not-at-top
+
   net = torch_official_features.FIDInceptionV3().eval()
   gen = torch.Generator().manual_seed(seed)
   with torch.no_grad():
@@ -27,7 +29,7 @@ def _random_fid_inception(torch, seed=0):
         m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=gen))
         m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
       elif isinstance(m, torch.nn.Linear):
-        m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 2048 ** -0.5)
+        m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 2048**-0.5)
         m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=gen))
   return net
 
@@ -45,8 +47,9 @@ def test_fid_inception_equals_pytorch_fid_architecture_on_the_same_weights(tmp_p
     images = rng.integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
     pool, logits = features(params, images)
     with torch.no_grad():
-      want_pool, want_logits = net(torch.from_numpy(
-          images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0))
+      want_pool, want_logits = net(
+        torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+      )
     assert pool.shape == (2, 2048) and logits.shape == (2, 1008)
     np.testing.assert_allclose(np.asarray(pool), want_pool.numpy(), atol=1e-4, rtol=0)
     np.testing.assert_allclose(np.asarray(logits), want_logits.numpy(), atol=1e-4, rtol=0)
@@ -64,8 +67,12 @@ def test_inception_weight_file_errors(tmp_path):
 def _fid_by_eigenvalues(mu1, s1, mu2, s2):
   """tr sqrt(S1 S2) as the sum of the square roots of S1 S2's eigenvalues (real, >= 0)."""
   eig = np.linalg.eigvals(s1 @ s2)
-  return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
-               - 2 * np.sum(np.sqrt(np.clip(eig.real, 0, None))))
+  return float(
+    np.sum((mu1 - mu2) ** 2)
+    + np.trace(s1)
+    + np.trace(s2)
+    - 2 * np.sum(np.sqrt(np.clip(eig.real, 0, None)))
+  )
 
 
 def test_frechet_distance_by_hand_and_by_eigenvalues():
@@ -97,9 +104,10 @@ def test_fid_from_features_of_rank_deficient_sets_is_exact():
   # More samples than dimensions: pytorch-fid's computation on the statistics.
   c, d = rng.normal(size=(40, 6)), rng.normal(size=(30, 6)) + 1.0
   np.testing.assert_allclose(
-      distribution.frechet_distance_from_features(c, d),
-      distribution.frechet_distance(*distribution.statistics(c), *distribution.statistics(d)),
-      rtol=1e-10)
+    distribution.frechet_distance_from_features(c, d),
+    distribution.frechet_distance(*distribution.statistics(c), *distribution.statistics(d)),
+    rtol=1e-10,
+  )
 
 
 def test_frechet_distance_edge_cases():
@@ -122,11 +130,16 @@ def _reference_libraries(monkeypatch):
   not import beside our CPU torch; the functions compared use numpy and scipy only, so a
   placeholder torchvision (with the Inception block classes they subclass) stands in."""
   import torch  # pylint: disable=g-import-not-at-top
+
   try:
-    import torchvision  # pylint: disable=g-import-not-at-top,unused-import
+    import torchvision  # noqa: F401  (present and importable: use it)
   except Exception:  # pylint: disable=broad-except
-    for name in ('torchvision', 'torchvision.models', 'torchvision.models.inception',
-                 'torchvision.transforms'):
+    for name in (
+      'torchvision',
+      'torchvision.models',
+      'torchvision.models.inception',
+      'torchvision.transforms',
+    ):
       monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     tv = sys.modules['torchvision']
     tv.__version__ = '0.0'
@@ -137,6 +150,7 @@ def _reference_libraries(monkeypatch):
       setattr(sys.modules['torchvision.models.inception'], block, torch.nn.Module)
   from cleanfid import fid as clean_fid  # pylint: disable=g-import-not-at-top
   from pytorch_fid import fid_score  # pylint: disable=g-import-not-at-top
+
   return fid_score, clean_fid
 
 
@@ -151,15 +165,17 @@ def test_fid_and_kid_equal_the_reference_libraries(monkeypatch):
   np.testing.assert_allclose(s1, np.cov(a, rowvar=False), rtol=1e-12)
   ours = distribution.frechet_distance(mu1, s1, mu2, s2)
   assert ours > 1.0
-  np.testing.assert_allclose(ours, fid_score.calculate_frechet_distance(mu1, s1, mu2, s2),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    ours, fid_score.calculate_frechet_distance(mu1, s1, mu2, s2), rtol=1e-6
+  )
   np.testing.assert_allclose(ours, clean_fid.frechet_distance(mu1, s1, mu2, s2), rtol=1e-6)
   # KID: one subset of every vector takes the sampling out; what is left is the estimator.
   x, y = a[:200], b[:200]
   kid, _ = distribution.kernel_inception_distance(x, y, num_subsets=1, max_subset_size=200)
   assert kid > 0.01
   np.testing.assert_allclose(
-      kid, clean_fid.kernel_distance(x, y, num_subsets=1, max_subset_size=200), rtol=1e-6)
+    kid, clean_fid.kernel_distance(x, y, num_subsets=1, max_subset_size=200), rtol=1e-6
+  )
 
 
 def _mmd_by_loops(x, y):
@@ -189,8 +205,7 @@ def test_kid_is_the_unbiased_polynomial_mmd():
   # Unbiased: near 0 for two samples of one distribution, far above for different ones.
   a, b = rng.normal(size=(400, 8)), rng.normal(size=(400, 8))
   same = distribution.kernel_inception_distance(a, b, num_subsets=10, max_subset_size=200)[0]
-  other = distribution.kernel_inception_distance(a, b + 1.0, num_subsets=10,
-                                                 max_subset_size=200)[0]
+  other = distribution.kernel_inception_distance(a, b + 1.0, num_subsets=10, max_subset_size=200)[0]
   assert abs(same) < 0.05 * other
 
 
@@ -201,8 +216,9 @@ def test_inception_score_by_hand():
   score, std = distribution.inception_score(logits, splits=10)
   assert score == pytest.approx(4.0) and std == pytest.approx(0.0, abs=1e-9)
   # Every image the same distribution: p(y|x) = p(y), IS = 1.
-  score, _ = distribution.inception_score(np.random.default_rng(0).normal(size=(1, 1008)).repeat(
-      20, axis=0), splits=2)
+  score, _ = distribution.inception_score(
+    np.random.default_rng(0).normal(size=(1, 1008)).repeat(20, axis=0), splits=2
+  )
   assert score == pytest.approx(1.0)
   with pytest.raises(ValueError, match='at least 10 images'):
     distribution.inception_score(logits[:5])

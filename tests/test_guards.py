@@ -1,4 +1,5 @@
 """Non-finite guard and SIGTERM preemption of the training loop."""
+
 import dataclasses
 import os
 import re
@@ -26,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @dataclasses.dataclass(frozen=True)
 class _PoisonedD:
   """Wraps an objective: D's adversarial term (hence its loss and gradients) becomes NaN."""
+
   inner: object
 
   def __getattr__(self, name):
@@ -56,8 +58,10 @@ def test_nonfinite_update_leaves_state_unchanged_and_is_counted():
   d_good, g_good = map(jax.jit, steps_lib.make_step_fns(objective, config))
 
   after, metrics = d_bad(state, batch, rng)
-  _equal((after.params, after.opt_state, after.ema_params), (state.params, state.opt_state,
-                                                             state.ema_params))
+  _equal(
+    (after.params, after.opt_state, after.ema_params),
+    (state.params, state.opt_state, state.ema_params),
+  )
   assert int(after.step) == 1  # the batch is consumed: data order stays that of a clean run
   assert float(metrics['D/nonfinite_steps']) == 1.0
   assert int(after.nonfinite_run['d']) == 1
@@ -66,14 +70,17 @@ def test_nonfinite_update_leaves_state_unchanged_and_is_counted():
   # A finite update applies and ends the run of skips.
   good, metrics = d_good(after, batch, rng)
   assert float(metrics['D/nonfinite_steps']) == 0.0 and int(good.nonfinite_run['d']) == 0
-  assert not np.array_equal(np.asarray(jax.tree.leaves(good.params['d'])[0]),
-                            np.asarray(jax.tree.leaves(state.params['d'])[0]))
+  assert not np.array_equal(
+    np.asarray(jax.tree.leaves(good.params['d'])[0]),
+    np.asarray(jax.tree.leaves(state.params['d'])[0]),
+  )
   good, metrics = g_good(good, batch, rng)
   assert float(metrics['G/nonfinite_steps']) == 0.0
 
 
 def test_consecutive_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpoint(
-    tmp_path, monkeypatch):
+  tmp_path, monkeypatch
+):
   workdir = str(tmp_path)
   config = _config()
   config.num_train_steps = 2
@@ -83,8 +90,9 @@ def test_consecutive_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpo
   config.max_nonfinite_steps = 2
   build = registry.build
   monkeypatch.setattr(loop.registry, 'build', lambda *a: _PoisonedD(build(*a)))
-  with pytest.raises(loop.NonFiniteError,
-                     match=re.escape("2 consecutive D updates up to step 4 (from step 3)")) as e:
+  with pytest.raises(
+    loop.NonFiniteError, match=re.escape('2 consecutive D updates up to step 4 (from step 3)')
+  ) as e:
     loop.train(config, workdir)
   assert "non-finite since the last log: ['D/adv', 'D/grad_norm']" in str(e.value)
   assert 'newest checkpoint (step 2)' in str(e.value)
@@ -94,9 +102,18 @@ def test_consecutive_nonfinite_steps_stop_the_run_and_keep_the_last_good_checkpo
 def test_sigterm_saves_at_the_next_step_exits_0_and_the_rerun_continues(tmp_path):
   workdir = str(tmp_path / 'run')
   env = conftest.subprocess_env(device_count=1)
-  cmd = [sys.executable, 'train.py', '--config', 'configs/stargan.py:tiny', '--workdir', workdir,
-         '--config.num_train_steps=100000', '--config.checkpoint_every=100000',
-         '--config.log_every=1', '--config.sample_every=100000']
+  cmd = [
+    sys.executable,
+    'train.py',
+    '--config',
+    'configs/stargan.py:tiny',
+    '--workdir',
+    workdir,
+    '--config.num_train_steps=100000',
+    '--config.checkpoint_every=100000',
+    '--config.log_every=1',
+    '--config.sample_every=100000',
+  ]
   log_path = tmp_path / 'log.txt'
   with open(log_path, 'w') as log:
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -109,8 +126,14 @@ def test_sigterm_saves_at_the_next_step_exits_0_and_the_rerun_continues(tmp_path
   out = log_path.read_text()
   saved = int(re.search(r'Preempted \(SIGTERM\): saved step (\d+)', out).group(1))
   assert checkpointing.Checkpointer(workdir).all_steps() == [saved]
-  rerun = subprocess.run(cmd[:-4] + [f'--config.num_train_steps={saved + 2}'], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=240)
+  rerun = subprocess.run(
+    cmd[:-4] + [f'--config.num_train_steps={saved + 2}'],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert f'at step {saved}.' in rerun.stderr  # "Resumed from ... at step N."
   assert checkpointing.Checkpointer(workdir).latest_step() == saved + 2

@@ -1,4 +1,5 @@
 """Losses on cases solvable by hand."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,8 +26,9 @@ def test_gradient_penalty_quadratic_critic():
   real, fake = jnp.ones((3, 2, 2, 2)), -jnp.ones((3, 2, 2, 2))
   norms = np.abs(2 * np.array([0.0, 0.25, 1.0]) - 1) * np.sqrt(8)
   expected = np.mean((norms - 1) ** 2)
-  np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, alpha), expected,
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    losses.gradient_penalty(critic, real, fake, alpha), expected, rtol=1e-6
+  )
 
 
 def test_wgan_losses():
@@ -37,18 +39,23 @@ def test_wgan_losses():
 
 def test_cross_entropies():
   # Uniform logits over 4 classes: CE = log 4.
-  np.testing.assert_allclose(losses.softmax_cross_entropy(jnp.zeros((3, 4)), jnp.array([0, 1, 3])),
-                             np.log(4), rtol=1e-6)
+  np.testing.assert_allclose(
+    losses.softmax_cross_entropy(jnp.zeros((3, 4)), jnp.array([0, 1, 3])), np.log(4), rtol=1e-6
+  )
   # Two attributes with logit 0: BCE = 2 log 2 per sample.
-  np.testing.assert_allclose(losses.sigmoid_cross_entropy(jnp.zeros((2, 2)), jnp.ones((2, 2))),
-                             2 * np.log(2), rtol=1e-6)
+  np.testing.assert_allclose(
+    losses.sigmoid_cross_entropy(jnp.zeros((2, 2)), jnp.ones((2, 2))), 2 * np.log(2), rtol=1e-6
+  )
   assert float(losses.l1(jnp.zeros(4), jnp.array([1.0, -1.0, 2.0, 0.0]))) == 1.0
 
 
 def test_learning_rate_constant_then_linear_decay_to_zero():
   from jaxpr_gan.training import state as state_lib  # pylint: disable=g-import-not-at-top
-  lr = [float(state_lib.learning_rate(1e-4, jnp.asarray(s), num_steps=10, num_decay_steps=4))
-        for s in (0, 6, 7, 8, 10)]
+
+  lr = [
+    float(state_lib.learning_rate(1e-4, jnp.asarray(s), num_steps=10, num_decay_steps=4))
+    for s in (0, 6, 7, 8, 10)
+  ]
   np.testing.assert_allclose(lr, [1e-4, 1e-4, 0.75e-4, 0.5e-4, 0.0], rtol=1e-6)
   assert float(state_lib.learning_rate(3e-4, jnp.asarray(5), 10, 0)) == np.float32(3e-4)
 
@@ -59,15 +66,16 @@ def test_label_losses_by_hand():
   assert float(losses.least_squares(zeros + 3.0, 0.0)) == pytest.approx(9.0)
   assert float(losses.least_squares(zeros + 3.0, 1.0)) == pytest.approx(4.0)
   # softplus(-x) for a real label: large logits cost almost nothing.
-  assert float(losses.binary_cross_entropy(zeros + 20.0, 1.0)) == pytest.approx(np.exp(-20.0),
-                                                                               rel=1e-3)
+  assert float(losses.binary_cross_entropy(zeros + 20.0, 1.0)) == pytest.approx(
+    np.exp(-20.0), rel=1e-3
+  )
 
 
 def test_r1_penalty_of_a_linear_critic_is_half_the_squared_weight_norm():
   w = jnp.arange(12.0).reshape(1, 2, 2, 3) / 10.0
   critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))
   real = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 2, 3))
-  assert float(losses.r1_penalty(critic, real)) == pytest.approx(0.5 * float(jnp.sum(w ** 2)))
+  assert float(losses.r1_penalty(critic, real)) == pytest.approx(0.5 * float(jnp.sum(w**2)))
 
 
 def test_diversity_and_ramp_by_hand():

@@ -1,4 +1,5 @@
 """Network shapes and parameter counts against the official StarGAN code."""
+
 import jax
 import jax.numpy as jnp
 import pytest

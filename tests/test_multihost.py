@@ -5,6 +5,7 @@ checks 1 device against 8).
 The two processes run `python -m tests.multihost_worker` while this process runs the reference;
 the run is 3 iterations of batch 8 on a folder of 24 faces, one epoch.
 """
+
 import functools
 import json
 import os
@@ -20,8 +21,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxpr_gan import checkpointing
-from jaxpr_gan.evaluation import restore
 from jaxpr_gan import registry
+from jaxpr_gan.evaluation import restore
 from jaxpr_gan.training import state as state_lib
 from jaxpr_gan.training import steps as steps_lib
 from tests import conftest
@@ -52,11 +53,31 @@ def launched(tmp_path_factory, data_dir):
   procs = []
   for i in range(NUM_PROCESSES):
     with open(root / f'process_{i}.log', 'w') as log:
-      procs.append(subprocess.Popen(
-          [sys.executable, '-m', 'tests.multihost_worker', '--process_id', str(i),
-           '--num_processes', str(NUM_PROCESSES), '--port', str(port), '--data_dir', data_dir,
-           '--workdir', str(root / 'run'), '--out', str(root / f'process_{i}.json')],
-          cwd=worker.REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+      procs.append(
+        subprocess.Popen(
+          [
+            sys.executable,
+            '-m',
+            'tests.multihost_worker',
+            '--process_id',
+            str(i),
+            '--num_processes',
+            str(NUM_PROCESSES),
+            '--port',
+            str(port),
+            '--data_dir',
+            data_dir,
+            '--workdir',
+            str(root / 'run'),
+            '--out',
+            str(root / f'process_{i}.json'),
+          ],
+          cwd=worker.REPO,
+          env=env,
+          stdout=log,
+          stderr=subprocess.STDOUT,
+        )
+      )
   yield root, procs, time.monotonic()
   for p in procs:  # only if a test failed before they finished
     if p.poll() is None:
@@ -113,16 +134,19 @@ def _state_template():
   """The train state's shapes, replicated on this process's devices (the run's may be others)."""
   config = worker.config('')
   replicated = jax.sharding.NamedSharding(steps_lib.make_mesh(), jax.sharding.PartitionSpec())
-  abstract = jax.eval_shape(functools.partial(state_lib.init_state,
-                                              registry.build(config, 3), config))
-  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
-                      abstract)
+  abstract = jax.eval_shape(
+    functools.partial(state_lib.init_state, registry.build(config, 3), config)
+  )
+  return jax.tree.map(
+    lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), abstract
+  )
 
 
 def _final_params(workdir):
   step = worker.config('').num_train_steps
-  state, _ = checkpointing.Checkpointer(workdir).restore(step, _state_template(),
-                                                         with_data_iter=False)
+  state, _ = checkpointing.Checkpointer(workdir).restore(
+    step, _state_template(), with_data_iter=False
+  )
   return jax.device_get(state.params)
 
 
@@ -146,8 +170,9 @@ def test_losses_agree_with_one_process_of_8_devices(multihost, reference):
   for step in want:
     assert got[step].keys() == want[step].keys()
     for k in want[step]:
-      np.testing.assert_allclose(got[step][k], want[step][k], rtol=1e-4, atol=1e-6,
-                                 err_msg=f'step {step}, {k}')
+      np.testing.assert_allclose(
+        got[step][k], want[step][k], rtol=1e-4, atol=1e-6, err_msg=f'step {step}, {k}'
+      )
 
 
 def test_final_parameters_agree(multihost, reference):
@@ -157,8 +182,9 @@ def test_final_parameters_agree(multihost, reference):
   lr = max(config.optim.d_lr, config.optim.g_lr)
   got = _final_params(workdir)
   assert jax.tree.structure(got) == jax.tree.structure(want)
-  diff = np.concatenate([np.abs(np.ravel(x) - np.ravel(y))
-                         for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want))])
+  diff = np.concatenate(
+    [np.abs(np.ravel(x) - np.ravel(y)) for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want))]
+  )
   # Adam moves a weight by about lr per update whatever the gradient's size, so reduction-order
   # noise in a near-zero gradient component can send it up to 2 lr the other way per update
   # (see test_training). A handful of weights do (about 0.05% here); the others agree to 1e-6.
@@ -178,7 +204,8 @@ def test_processes_read_disjoint_shards_that_cover_the_data(multihost, reference
   read = [{i for batch in batches for i in batch} for batches in per_process]
   assert not read[0] & read[1]
   assert sorted(i for batches in per_process for batch in batches for i in batch) == list(
-      range(NUM_FACES))  # 3 batches of 8 are one epoch: every face exactly once
+    range(NUM_FACES)
+  )  # 3 batches of 8 are one epoch: every face exactly once
   # Each process reads its half of every global batch that the single-process run reads.
   assert len(reference['batches']) == len(per_process[0]) == 3
   for step, batch in enumerate(reference['batches']):

@@ -2,6 +2,7 @@
 `num_res`, CycleGAN's `unet_num_downs` and shared architecture keys) and lack today's (the
 adversarial loss, R1, `block_args`, `conv_impl`, ...). They still restore, evaluate, edit and
 export: a lacking key takes its default, a renamed one is mapped (`registry.Model.upgrade`)."""
+
 import functools
 import os
 
@@ -76,8 +77,14 @@ def test_older_cyclegan_and_twocet_runs_restore():
     config = cyclegan_config.get_config(variant)
     old = _older(config)
     unet = config.generator.architecture == 'unet'
-    old['generator'] = {'architecture': config.generator.architecture, 'ngf': 4, 'num_blocks': 1,
-                        'num_down': 2, 'unet_num_downs': 5 if unet else 0, 'dropout': 0.0}
+    old['generator'] = {
+      'architecture': config.generator.architecture,
+      'ngf': 4,
+      'num_blocks': 1,
+      'num_down': 2,
+      'unet_num_downs': 5 if unet else 0,
+      'dropout': 0.0,
+    }
     old['discriminator'] = {'architecture': 'basic', 'ndf': 4, 'num_layers': 3}
     completed = registry.complete(old)
     assert registry.build(completed, 2).generator == registry.build(config, 2).generator, variant

@@ -1,4 +1,5 @@
 """The grain pipeline: robust decoding end to end, per-process shards, resumable order."""
+
 import grain
 import numpy as np
 import pytest
@@ -13,8 +14,15 @@ from tests import image_fixtures
 def _folder_config(root, batch_size, num_workers=0):
   config = stargan_config.get_config('tiny')
   config.batch_size = batch_size
-  config.data.update(source='folder', train_dir=str(root), test_dir=str(root), num_classes=3,
-                     image_size=24, random_flip=False, num_workers=num_workers)
+  config.data.update(
+    source='folder',
+    train_dir=str(root),
+    test_dir=str(root),
+    num_classes=3,
+    image_size=24,
+    random_flip=False,
+    num_workers=num_workers,
+  )
   return config
 
 
@@ -35,8 +43,11 @@ def _expected_skips(source, seed, batch_size, num_batches, bad_paths):
 
 
 def bad_paths_of(source):
-  return {source[i]['path'] for i in range(len(source))
-          if not folders.decode_record(source[i], 8)['valid']}
+  return {
+    source[i]['path']
+    for i in range(len(source))
+    if not folders.decode_record(source[i], 8)['valid']
+  }
 
 
 def test_mixed_folder_batches_good_images_and_counts_bad(tmp_path):
@@ -54,8 +65,11 @@ def test_mixed_folder_batches_good_images_and_counts_bad(tmp_path):
   bad = set(info['bad_paths'])
   good = sorted(source[i]['label'] for i in range(len(source)) if source[i]['path'] not in bad)
   assert sorted(batch['label'].tolist()) == good
-  want = sorted(decoding.load_image(source[i]['path'], 24).tobytes() for i in range(len(source))
-                if source[i]['path'] not in bad)
+  want = sorted(
+    decoding.load_image(source[i]['path'], 24).tobytes()
+    for i in range(len(source))
+    if source[i]['path'] not in bad
+  )
   assert sorted(im.tobytes() for im in batch['image']) == want
   # Bad files are dropped and counted in the batch that met them, epoch after epoch.
   counts = [int(batch['num_skipped'])] + [int(next(it)['num_skipped']) for _ in range(3)]
@@ -100,7 +114,7 @@ def test_process_shards_are_disjoint_and_cover_the_data():
   for p in range(2):
     it = iter(pipeline.create_train_dataset(config, source, process_index=p, process_count=2))
     # 5 per process and batch: 100 batches are one epoch of the 500-example shard.
-    images = np.concatenate([next(it)["image"] for _ in range(100)])
+    images = np.concatenate([next(it)['image'] for _ in range(100)])
     seen.append({im.tobytes() for im in images})
   assert len(seen[0]) == len(seen[1]) == 500
   assert not seen[0] & seen[1]
@@ -112,9 +126,12 @@ def test_global_batches_do_not_depend_on_the_process_count(process_count):
   config = stargan_config.get_config('tiny')  # batch 8, random flips on
   source = pipeline.make_source(config.data, 'train')
   one = iter(pipeline.create_train_dataset(config, source))
-  shares = [iter(pipeline.create_train_dataset(config, source, process_index=p,
-                                               process_count=process_count))
-            for p in range(process_count)]
+  shares = [
+    iter(
+      pipeline.create_train_dataset(config, source, process_index=p, process_count=process_count)
+    )
+    for p in range(process_count)
+  ]
   for _ in range(3):
     want, parts = next(one), [next(it) for it in shares]
     assert all(len(part['label']) == 8 // process_count for part in parts)
@@ -122,11 +139,14 @@ def test_global_batches_do_not_depend_on_the_process_count(process_count):
       np.testing.assert_array_equal(np.concatenate([part[k] for part in parts]), want[k])
 
 
-@pytest.mark.parametrize('make,match', [
+@pytest.mark.parametrize(
+  'make,match',
+  [
     (lambda root: None, 'does not exist'),
     (lambda root: root.mkdir(), 'no class subfolders'),
     (lambda root: (root.mkdir(), (root / 'happy').mkdir()), 'no image files'),
-])
+  ],
+)
 def test_bad_layouts_stop_before_training(tmp_path, make, match):
   root = tmp_path / 'data'
   make(root)

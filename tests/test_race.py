@@ -1,5 +1,6 @@
 """The side-by-side harness: the official model is read from the user's clone, with a clear error
 without one; its steps run and are timed, and the table reports the time ratios."""
+
 import textwrap
 
 import pytest
@@ -14,7 +15,8 @@ def test_missing_clone_names_what_to_pass(tmp_path):
 
 def test_official_steps_run_a_stand_in_model(tmp_path):
   # A stand-in for the official model.py with the same constructor and outputs, tiny.
-  (tmp_path / 'model.py').write_text(textwrap.dedent('''
+  (tmp_path / 'model.py').write_text(
+    textwrap.dedent("""
       import torch, torch.nn as nn
       class Generator(nn.Module):
           def __init__(self, conv_dim, c_dim, repeat_num):
@@ -28,7 +30,8 @@ def test_official_steps_run_a_stand_in_model(tmp_path):
               self.cls = nn.Conv2d(3, c_dim, image_size)
           def forward(self, x):
               return self.src(x), self.cls(x).flatten(1)
-      '''))
+      """)
+  )
   fns, info = race.official_step_fns(str(tmp_path), batch=2, size=8, threads=1)
   theirs, mine = race.side_by_side(fns, fns, steps=1, warmup=0)
   assert theirs['d_step_s'] > 0 and mine['g_step_s'] > 0 and info['threads'] == 1
@@ -41,7 +44,9 @@ def test_side_by_side_alternates_the_sides_and_times_only_the_timed_steps(monkey
     def call():  # the first two calls of each take 100 s longer (a compile, a cold cache)
       clock[0] += seconds + 100.0 * (calls.count(side + kind) < 2)
       calls.append(side + kind)
+
     return call
+
   monkeypatch.setattr(race.time, 'perf_counter', lambda: clock[0])
   theirs = {'d': step('T', 'd', 6.0), 'g': step('T', 'g', 12.0)}
   ours = {'d': step('O', 'd', 3.0), 'g': step('O', 'g', 24.0)}

@@ -7,6 +7,7 @@ tiny configs run here, the paper-size ones (about 10 minutes) with JAXPR_GAN_PAP
 On another CPU kind XLA:CPU may sum in another order: there the losses and metrics must agree
 to 1e-5 and every gradient's norm to 1e-4 (relative), and the test says which check it made.
 """
+
 import json
 import os
 import warnings
@@ -53,8 +54,11 @@ def _check(tier: str, case: str) -> None:
   recorded = _recorded(tier)
   exact = recorded['machine'] == reference_values.machine()
   if not exact:
-    warnings.warn(f'recorded on {recorded["machine"]}, running on {reference_values.machine()}: '
-                  'comparing values within tolerance, not bits')
+    warnings.warn(
+      f'recorded on {recorded["machine"]}, running on {reference_values.machine()}: '
+      'comparing values within tolerance, not bits',
+      stacklevel=2,
+    )
   now = reference_values.fingerprint(case, with_step=tier == 'tiny')
   _compare(recorded['cases'][case], now, exact)
 
@@ -64,8 +68,10 @@ def test_tiny_configs_give_the_recorded_losses_gradients_steps_and_translations(
   _check('tiny', case)
 
 
-@pytest.mark.skipif(not os.environ.get('JAXPR_GAN_PAPER_REFERENCE'),
-                    reason='paper sizes take about 10 minutes: set JAXPR_GAN_PAPER_REFERENCE=1')
+@pytest.mark.skipif(
+  not os.environ.get('JAXPR_GAN_PAPER_REFERENCE'),
+  reason='paper sizes take about 10 minutes: set JAXPR_GAN_PAPER_REFERENCE=1',
+)
 @pytest.mark.parametrize('case', reference_values.PAPER)
 def test_paper_configs_give_the_recorded_losses_gradients_and_translations(case):
   _check('paper', case)

@@ -12,6 +12,7 @@ with the final checkpoint of an uninterrupted run, bit for bit: parameters, both
 the EMA, the RNG key, the step and the data-iterator position. Set RESILIENCE_SEED to replay the
 random kill moment of a failed run (the seed is printed).
 """
+
 import functools
 import os
 import random
@@ -37,8 +38,12 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NUM_STEPS = 6
 _EVERY = 2
 _MAX_KEPT = 2  # steps 4 and 6 remain
-_OVERRIDES = (f'--config.num_train_steps={_NUM_STEPS}', f'--config.checkpoint_every={_EVERY}',
-              f'--config.max_checkpoints={_MAX_KEPT}', '--config.ema_decay=0.9')
+_OVERRIDES = (
+  f'--config.num_train_steps={_NUM_STEPS}',
+  f'--config.checkpoint_every={_EVERY}',
+  f'--config.max_checkpoints={_MAX_KEPT}',
+  '--config.ema_decay=0.9',
+)
 _TIMEOUT_S = 900  # one process, on a loaded 2-core machine
 _POLL_S = 0.005
 _LIVE = []  # processes of the running test
@@ -66,10 +71,21 @@ class _Run:
     self.log_path = f'{workdir}.{time.monotonic_ns()}.log'
     with open(self.log_path, 'wb') as log:
       self.proc = subprocess.Popen(
-          [sys.executable, os.path.join(_ROOT, script), '--config', 'configs/stargan.py:tiny',
-           '--workdir', workdir, *_OVERRIDES, *extra],
-          cwd=_ROOT, env=conftest.subprocess_env(device_count=8), stdout=log,
-          stderr=subprocess.STDOUT)
+        [
+          sys.executable,
+          os.path.join(_ROOT, script),
+          '--config',
+          'configs/stargan.py:tiny',
+          '--workdir',
+          workdir,
+          *_OVERRIDES,
+          *extra,
+        ],
+        cwd=_ROOT,
+        env=conftest.subprocess_env(device_count=8),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+      )
     _LIVE.append(self)
 
   def log(self) -> str:
@@ -143,8 +159,9 @@ def _assert_same_state(got, want):
     # Bitwise: equal bytes, so -0.0 vs 0.0 or different NaNs would count as differences.
     if x.tobytes() != y.tobytes():
       diff = np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))
-      pytest.fail(f'{jax.tree_util.keystr(path)} differs from the uninterrupted run: '
-                  f'max |diff| {diff}')
+      pytest.fail(
+        f'{jax.tree_util.keystr(path)} differs from the uninterrupted run: max |diff| {diff}'
+      )
 
 
 def _assert_equals_uninterrupted(workdir: str, reference):
@@ -180,8 +197,11 @@ def reference(tmp_path_factory):
   # Old steps were deleted by way of an atomic rename into checkpoints/deleting/, then emptied.
   assert os.listdir(os.path.join(workdir, 'checkpoints', 'deleting')) == []
   assert checkpointing.Checkpointer(workdir).leftovers() == []
-  return {'workdir': workdir, 'final': final,
-          'seconds_left_after': {s: end - t for s, t in appeared.items()}}
+  return {
+    'workdir': workdir,
+    'final': final,
+    'seconds_left_after': {s: end - t for s, t in appeared.items()},
+  }
 
 
 def test_sigkill_at_arbitrary_moments_then_restart_equals_uninterrupted_run(reference, tmp_path):
@@ -213,7 +233,9 @@ def test_sigkill_at_arbitrary_moments_then_restart_equals_uninterrupted_run(refe
   assert run.resumed_at() == first, run.describe()
   if run.proc.returncode != -signal.SIGKILL:  # finished before the kill: a faster machine
     assert run.proc.returncode == 0, run.describe()
-    warnings.warn(f'the second run ended before its kill {delay:.3f} s after step {new}')
+    warnings.warn(
+      f'the second run ended before its kill {delay:.3f} s after step {new}', stacklevel=2
+    )
   latest = checkpointing.Checkpointer(workdir).latest_step()
   assert latest >= new
 
@@ -256,8 +278,11 @@ def test_sigkill_during_async_save_keeps_previous_checkpoint(reference, tmp_path
   writer.save(previous + 1, state, iter_state, reader.meta(previous))
   writer.wait()
   assert writer.leftovers() == []
-  assert checkpointing.Checkpointer(other).all_steps() == [previous - _EVERY, previous,
-                                                           previous + 1]
+  assert checkpointing.Checkpointer(other).all_steps() == [
+    previous - _EVERY,
+    previous,
+    previous + 1,
+  ]
   writer.close()
   reader.close()
 

@@ -1,14 +1,15 @@
 """SARGAN: parameter counts against the official code, the image residual, the config variants."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import sargan as sargan_config
-from jaxpr_gan.nn import attention
 from jaxpr_gan import registry
 from jaxpr_gan.models import count_params
 from jaxpr_gan.models import stargan
+from jaxpr_gan.nn import attention
 
 
 def _generator(variant: str = '', **overrides) -> stargan.Generator:
@@ -29,8 +30,10 @@ def test_sargan_parameter_counts_match_official_code():
 def test_sarb_block_parameter_count():
   # Feature unit 2 x (256*256*9 + 512); hourglass 2 x (256*64*9 + 128) + 5 x (64*64*9 + 128)
   # + the 1-channel head 64*9 + 1.
-  assert count_params(attention.SARB(256), jnp.zeros((1, 32, 32, 256))) == 2 * (256 * 256 * 9 + 512) + 2 * (256 * 64 * 9 + 128) + \
-      5 * (64 * 64 * 9 + 128) + 64 * 9 + 1
+  assert (
+    count_params(attention.SARB(256), jnp.zeros((1, 32, 32, 256)))
+    == 2 * (256 * 256 * 9 + 512) + 2 * (256 * 64 * 9 + 128) + 5 * (64 * 64 * 9 + 128) + 64 * 9 + 1
+  )
 
 
 @pytest.mark.parametrize('size', [16, 12])  # 12: odd sizes inside the hourglass (3 -> 2 -> 1)
@@ -64,9 +67,21 @@ def test_sarb_attention_map_in_unit_interval():
   np.testing.assert_array_equal(np.asarray(masks[attention.MASKS]['mask'][0]), np.asarray(alpha))
 
 
-@pytest.mark.parametrize('variant', ['', 'quick', 'tiny', 'code_lambda', 'vanilla_block',
-                                     'six_sarb', 'no_image_residual', 'tiny+vanilla_block',
-                                     'tiny+six_sarb', 'tiny+no_image_residual'])
+@pytest.mark.parametrize(
+  'variant',
+  [
+    '',
+    'quick',
+    'tiny',
+    'code_lambda',
+    'vanilla_block',
+    'six_sarb',
+    'no_image_residual',
+    'tiny+vanilla_block',
+    'tiny+six_sarb',
+    'tiny+no_image_residual',
+  ],
+)
 def test_every_variant_builds(variant):
   config = sargan_config.get_config(variant)
   assert config.model == 'sargan'
@@ -77,16 +92,19 @@ def test_every_variant_builds(variant):
   objective = registry.build(config, config.data.num_classes)
   images = jnp.zeros((2, 16, 16, 3), jnp.uint8)
   params = jax.eval_shape(objective.init, jax.random.PRNGKey(0), images)
-  g_out = jax.eval_shape(objective.translate, params['g'], jnp.zeros((2, 16, 16, 3)),
-                         jnp.array([0, 1]))
-  src, cls = jax.eval_shape(objective.discriminator.apply, {'params': params['d']},
-                            jnp.zeros((2, 16, 16, 3)))
+  g_out = jax.eval_shape(
+    objective.translate, params['g'], jnp.zeros((2, 16, 16, 3)), jnp.array([0, 1])
+  )
+  src, cls = jax.eval_shape(
+    objective.discriminator.apply, {'params': params['d']}, jnp.zeros((2, 16, 16, 3))
+  )
   assert g_out.shape == (2, 16, 16, 3)
   assert src.shape == (2, 1, 1, 1) and cls.shape == (2, config.data.num_classes)
   blocks = [k for k in params['g'] if k.startswith(('SARB', 'ResidualBlock'))]
   assert len(blocks) == config.generator.num_blocks
-  assert all(k.startswith('SARB' if config.generator.block == 'sarb' else 'ResidualBlock')
-             for k in blocks)
+  assert all(
+    k.startswith('SARB' if config.generator.block == 'sarb' else 'ResidualBlock') for k in blocks
+  )
 
 
 def test_paper_settings():

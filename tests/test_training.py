@@ -1,4 +1,5 @@
 """The train loop on the tiny config: exact resume, device-count independence, outputs on disk."""
+
 import functools
 import os
 import shutil
@@ -9,9 +10,9 @@ import pytest
 
 from configs import stargan as stargan_config
 from jaxpr_gan import checkpointing
+from jaxpr_gan import registry
 from jaxpr_gan.evaluation import evaluate
 from jaxpr_gan.evaluation import restore
-from jaxpr_gan import registry
 from jaxpr_gan.training import loop
 from jaxpr_gan.training import state as state_lib
 from jaxpr_gan.training import steps as steps_lib
@@ -58,8 +59,9 @@ def test_resume_after_stop_equals_uninterrupted_run_bitwise(uninterrupted, tmp_p
   _assert_trees_equal(got, want)  # parameters, both optimiser states, step, RNG
   # Data order: the saved iterator positions agree too.
   config = _config()
-  template = jax.eval_shape(functools.partial(state_lib.init_state,
-                                              registry.build(config, 5), config))
+  template = jax.eval_shape(
+    functools.partial(state_lib.init_state, registry.build(config, 5), config)
+  )
   _, it_a = checkpointing.Checkpointer(workdir).restore(4, template)
   _, it_b = checkpointing.Checkpointer(stopped).restore(4, template)
   assert it_a == it_b
@@ -68,8 +70,9 @@ def test_resume_after_stop_equals_uninterrupted_run_bitwise(uninterrupted, tmp_p
 def _first_iteration(config, mesh, batch):
   objective = registry.build(config, 5)
   init = functools.partial(state_lib.init_state, objective, config)
-  d_step, g_step, state_sharding, _ = steps_lib.compile_steps(objective, config, mesh,
-                                                             jax.eval_shape(init))
+  d_step, g_step, state_sharding, _ = steps_lib.compile_steps(
+    objective, config, mesh, jax.eval_shape(init)
+  )
   state = jax.jit(init, out_shardings=state_sharding)()
   rng = jax.random.PRNGKey(7)
   state, d_metrics = d_step(state, batch, rng)
@@ -81,8 +84,10 @@ def test_one_device_agrees_with_eight_devices(uninterrupted, tmp_path):
   assert jax.device_count() == 8
   config = _config()
   rng = np.random.default_rng(0)
-  batch = {'image': rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8),
-           'label': np.arange(8, dtype=np.int32) % 5}
+  batch = {
+    'image': rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8),
+    'label': np.arange(8, dtype=np.int32) % 5,
+  }
   one = _first_iteration(config, steps_lib.make_mesh(jax.devices()[:1]), batch)
   eight = _first_iteration(config, steps_lib.make_mesh(), batch)
   assert set(one) == set(eight) and 'D/gp' in one and 'G/rec' in one
@@ -91,8 +96,9 @@ def test_one_device_agrees_with_eight_devices(uninterrupted, tmp_path):
   # Whole runs: Adam's first steps move weights by about lr = 1e-4 whatever the gradient's
   # size, so reduction-order noise can flip a few near-zero updates; nothing larger differs.
   _, run8 = uninterrupted
-  run1 = jax.device_get(loop.train(config, str(tmp_path),
-                                       mesh=steps_lib.make_mesh(jax.devices()[:1])))
+  run1 = jax.device_get(
+    loop.train(config, str(tmp_path), mesh=steps_lib.make_mesh(jax.devices()[:1]))
+  )
   for x, y in zip(jax.tree.leaves(run1.params), jax.tree.leaves(run8.params)):
     np.testing.assert_allclose(x, y, atol=4 * config.optim.d_lr)
 
@@ -100,8 +106,9 @@ def test_one_device_agrees_with_eight_devices(uninterrupted, tmp_path):
 def test_evaluation_of_identity_translation_scores_zero(tmp_path):
   config = _config()
   identity = lambda x, target: x
-  report = evaluate.evaluate_synthetic(config, identity, ['neutral', 'happy', 'sad', 'angry',
-                                                            'surprised'], str(tmp_path))
+  report = evaluate.evaluate_synthetic(
+    config, identity, ['neutral', 'happy', 'sad', 'angry', 'surprised'], str(tmp_path)
+  )
   assert report['improvement_rate'] == 0.0
   assert report['psnr_improvement_rate'] == 0.0
   assert report['num_pairs'] == 10 * 5 * 4  # tiny's 10 test identities x sources x targets
@@ -139,10 +146,14 @@ def _logged_scalars(workdir: str) -> dict[str, list[tuple[int, float]]]:
   """The D/ and G/ metrics of a run's TensorBoard events: {name: [(step, value), ...]}."""
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
   from tensorboard.util import tensor_util  # pylint: disable=g-import-not-at-top
+
   acc = event_accumulator.EventAccumulator(workdir, size_guidance={'tensors': 0})
   acc.Reload()
-  return {t: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(t)]
-          for t in acc.Tags()['tensors'] if t.startswith(('D/', 'G/'))}
+  return {
+    t: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(t)]
+    for t in acc.Tags()['tensors']
+    if t.startswith(('D/', 'G/'))
+  }
 
 
 def test_two_runs_with_the_same_seed_are_identical(uninterrupted, tmp_path):

@@ -1,4 +1,5 @@
 """2CET-GAN: groups data, the two cycles' loss terms, evaluation against truths, a tiny run."""
+
 import json
 import os
 
@@ -12,12 +13,12 @@ from configs import twocet as twocet_config
 from input_pipeline import folders
 from input_pipeline import pipeline
 from input_pipeline import synthetic
+from jaxpr_gan import images
+from jaxpr_gan import registry
 from jaxpr_gan.evaluation import evaluate
 from jaxpr_gan.evaluation import two_group
 from jaxpr_gan.objectives import losses
-from jaxpr_gan import registry
 from jaxpr_gan.training import loop
-from jaxpr_gan import images
 from tests import image_fixtures
 
 
@@ -28,8 +29,11 @@ def test_synthetic_groups_split_neutral_from_emotional_faces():
   assert (len(neutral), len(emotional)) == (200, 200 * 4)
   assert {int(neutral[i]['label']) for i in range(0, 200, 7)} == {0}
   assert {int(emotional[i]['label']) for i in range(0, 800, 3)} == {1, 2, 3, 4}
-  test_ids = {int(g[i]['identity']) for g in pipeline.make_source(config.data, 'test').groups
-              for i in range(len(g))}
+  test_ids = {
+    int(g[i]['identity'])
+    for g in pipeline.make_source(config.data, 'test').groups
+    for i in range(len(g))
+  }
   assert test_ids == set(synthetic.identity_ids('test').tolist())  # no training identity
   batch = next(iter(pipeline.create_train_dataset(config, source)))
   assert batch['image_a'].shape == batch['image_b'].shape == (8, 16, 16, 3)
@@ -37,8 +41,13 @@ def test_synthetic_groups_split_neutral_from_emotional_faces():
 
 
 def test_folder_groups_take_expression_subfolders_as_classes(tmp_path):
-  for rel in ('train/neutral/a.png', 'train/neutral/b.png', 'train/emotional/happy/c.png',
-              'train/emotional/sad/d.png', 'train/emotional/sad/e.png'):
+  for rel in (
+    'train/neutral/a.png',
+    'train/neutral/b.png',
+    'train/emotional/happy/c.png',
+    'train/emotional/sad/d.png',
+    'train/emotional/sad/e.png',
+  ):
     path = tmp_path / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image_fixtures.halves(20, 20)).save(path)
@@ -62,16 +71,29 @@ def tiny_objective():
 def test_losses_compose_eq_5_and_8_with_the_dynamic_weights(tiny_objective):
   config, objective, params = tiny_objective
   faces = synthetic.SyntheticFaces('train', size=16)
-  batch = {'image_a': np.stack([faces[5 * i]['image'] for i in range(4)]),
-           'image_b': np.stack([faces[5 * i + 1 + i % 4]['image'] for i in range(4)])}
+  batch = {
+    'image_a': np.stack([faces[5 * i]['image'] for i in range(4)]),
+    'image_b': np.stack([faces[5 * i + 1 + i % 4]['image'] for i in range(4)]),
+  }
   for step in (0, 1, 2, 5):  # tiny ramps over 2 steps
     _, m = objective.g_loss(params['g'], params['d'], batch, jax.random.PRNGKey(1), step)
-    w = [float(losses.ramp(step, *config.loss[k]))
-         for k in ('code_weight', 'ds_weight', 'cyc_e_weight')]
-    assert [float(m['G/lambda_code']), float(m['G/lambda_ds']), float(m['G/lambda_cyc_e'])] == \
-        pytest.approx(w)
-    want = (m['G/adv_e'] + m['G/cycle_n'] + w[0] * m['G/code'] - w[1] * m['G/diversity']
-            + m['G/adv_n'] + w[2] * m['G/cycle_e'])
+    w = [
+      float(losses.ramp(step, *config.loss[k]))
+      for k in ('code_weight', 'ds_weight', 'cyc_e_weight')
+    ]
+    assert [
+      float(m['G/lambda_code']),
+      float(m['G/lambda_ds']),
+      float(m['G/lambda_cyc_e']),
+    ] == pytest.approx(w)
+    want = (
+      m['G/adv_e']
+      + m['G/cycle_n']
+      + w[0] * m['G/code']
+      - w[1] * m['G/diversity']
+      + m['G/adv_n']
+      + w[2] * m['G/cycle_e']
+    )
     assert float(m['G/loss']) == pytest.approx(float(want), rel=1e-5)
   assert [float(losses.ramp(s, 0.0, 1.0, 2)) for s in (0, 1, 2)] == [0.0, 0.5, 1.0]
   _, d = objective.d_loss(params['d'], params['g'], batch, jax.random.PRNGKey(2))
@@ -83,8 +105,9 @@ def test_zero_code_is_neutralisation_and_codes_are_in_range(tiny_objective):
   _, objective, params = tiny_objective
   x = jax.random.uniform(jax.random.PRNGKey(3), (2, 16, 16, 3), minval=-1, maxval=1)
   zero = jnp.zeros((2, objective.code_dim))
-  np.testing.assert_array_equal(objective.neutralize(params['g'], x),
-                                objective.generate(params['g'], x, zero))
+  np.testing.assert_array_equal(
+    objective.neutralize(params['g'], x), objective.generate(params['g'], x, zero)
+  )
   codes = objective.random_code(jax.random.PRNGKey(4), 1000)
   assert codes.shape == (1000, 4) and float(codes.min()) >= -0.5 and float(codes.max()) < 0.5
   assert abs(float(codes.mean())) < 0.02
@@ -92,13 +115,17 @@ def test_zero_code_is_neutralisation_and_codes_are_in_range(tiny_objective):
 
 class _PerfectTransfer:
   """Renders the truth of a transfer: the target's identity with the reference's expression."""
+
   code_dim = 1
 
   def __init__(self, config, ids):
     size, style = config.data.image_size, config.data.style
     self._size, self._style = size, style
-    self._faces = {synthetic.render_face(int(i), c, style=style, size=size).tobytes(): (int(i), c)
-                   for i in ids for c in range(config.data.num_classes)}
+    self._faces = {
+      synthetic.render_face(int(i), c, style=style, size=size).tobytes(): (int(i), c)
+      for i in ids
+      for c in range(config.data.num_classes)
+    }
 
   def _render(self, keys):
     out = [synthetic.render_face(i, c, style=self._style, size=self._size) for i, c in keys]
@@ -112,8 +139,13 @@ class _PerfectTransfer:
 
   def transfer(self, g_params, target, reference, scale=1.0):
     del g_params, scale
-    return self._call(lambda t, r: self._render(
-        [(i, c) for (i, _), (_, c) in zip(self._lookup(t), self._lookup(r))]), target, reference)
+    return self._call(
+      lambda t, r: self._render(
+        [(i, c) for (i, _), (_, c) in zip(self._lookup(t), self._lookup(r))]
+      ),
+      target,
+      reference,
+    )
 
   def neutralize(self, g_params, x):
     del g_params

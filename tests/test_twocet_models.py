@@ -1,20 +1,24 @@
 """2CET-GAN networks: parameter counts against the official code, shapes, AdaIN, D heads."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpr_gan.nn import layers
 from jaxpr_gan.models import count_params
 from jaxpr_gan.models import twocet
+from jaxpr_gan.nn import layers
 
 SMALL = dict(dim_in=8, max_conv_dim=16)
 
 
-@pytest.mark.parametrize('size, g, e, d', [
+@pytest.mark.parametrize(
+  'size, g, e, d',
+  [
     (128, 33_361_667, 20_748_192, 20_735_106),
     (64, 32_389_123, 20_273_952, 20_263_170),
-])
+  ],
+)
 def test_parameter_counts_match_official_code(size, g, e, d):
   # xiaohanghu/2CET-GAN Model.py with code_dim=32, num_domains=2, encoder_grey=True (so the
   # encoder's EncoderBlk has img_dim=1), default dim_in 2**14 // size and max_conv_dim 512:
@@ -29,16 +33,32 @@ def test_parameter_counts_match_official_code(size, g, e, d):
 def test_parameter_names_follow_official_layout():
   # 32 px: one downsampling block + 2 bottleneck blocks, mirrored in the decoder.
   x = jnp.zeros((1, 32, 32, 3))
-  g = jax.eval_shape(twocet.Generator(image_size=32, code_dim=4, **SMALL).init,
-                     jax.random.PRNGKey(0), x, jnp.zeros((1, 4)))['params']
-  assert sorted(g) == ['decode_0', 'decode_1', 'decode_2', 'encode_0', 'encode_1', 'encode_2',
-                       'from_rgb', 'to_rgb']
+  g = jax.eval_shape(
+    twocet.Generator(image_size=32, code_dim=4, **SMALL).init,
+    jax.random.PRNGKey(0),
+    x,
+    jnp.zeros((1, 4)),
+  )['params']
+  assert sorted(g) == [
+    'decode_0',
+    'decode_1',
+    'decode_2',
+    'encode_0',
+    'encode_1',
+    'encode_2',
+    'from_rgb',
+    'to_rgb',
+  ]
   assert sorted(g['encode_0']) == ['conv1', 'conv1x1', 'conv2', 'norm1', 'norm2']
   assert sorted(g['decode_2']) == ['conv1', 'conv1x1', 'conv2', 'norm1', 'norm2']
   assert g['decode_2']['norm1']['fc']['kernel'].shape == (4, 2 * 16)  # AdaIN on 16 channels
   assert sorted(g['to_rgb']) == ['conv', 'norm']
-  d = jax.eval_shape(twocet.Discriminator(image_size=32, **SMALL).init, jax.random.PRNGKey(0),
-                     x, jnp.zeros((1,), jnp.int32))['params']
+  d = jax.eval_shape(
+    twocet.Discriminator(image_size=32, **SMALL).init,
+    jax.random.PRNGKey(0),
+    x,
+    jnp.zeros((1,), jnp.int32),
+  )['params']
   assert sorted(d) == ['head', 'trunk']
   assert sorted(d['trunk']) == ['block_0', 'block_1', 'block_2', 'conv_out', 'from_rgb']
   assert d['head']['kernel'].shape == (1, 1, 16, 2)

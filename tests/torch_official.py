@@ -9,6 +9,7 @@ official test scripts do.
 The feature networks that the metrics and losses load (torchvision VGG, pytorch-fid's
 Inception, lpips.LPIPS) are in tests/torch_official_features.py.
 """
+
 import torch
 from torch import nn
 
@@ -18,11 +19,15 @@ def _in(ch, running=True):
 
 
 class StarResidual(nn.Module):
-
   def __init__(self, ch):
     super().__init__()
-    self.main = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1, bias=False), _in(ch), nn.ReLU(),
-                              nn.Conv2d(ch, ch, 3, 1, 1, bias=False), _in(ch))
+    self.main = nn.Sequential(
+      nn.Conv2d(ch, ch, 3, 1, 1, bias=False),
+      _in(ch),
+      nn.ReLU(),
+      nn.Conv2d(ch, ch, 3, 1, 1, bias=False),
+      _in(ch),
+    )
 
   def forward(self, x):
     return x + self.main(x)
@@ -64,7 +69,7 @@ class Hourglass(nn.Module):
   def _level(self, level, x):
     up1 = self._modules[f'b1_{level}'](x)
     low1 = self._modules[f'b2_{level}'](x)
-    low2 = (self._level(level - 1, low1) if level > 1 else self._modules['b2_plus_1'](low1))
+    low2 = self._level(level - 1, low1) if level > 1 else self._modules['b2_plus_1'](low1)
     up2 = self._modules[f'b3_{level}'](low2)
     if up2.shape[2:] != up1.shape[2:]:
       up2 = nn.functional.interpolate(up2, up1.shape[2:])
@@ -75,7 +80,6 @@ class Hourglass(nn.Module):
 
 
 class SARB(nn.Module):
-
   def __init__(self, ch):
     super().__init__()
     self.conv1 = ConvLayer(ch, ch)
@@ -114,7 +118,6 @@ class StarGenerator(nn.Module):
 
 
 class StarDiscriminator(nn.Module):
-
   def __init__(self, image_size, conv_dim, c_dim, repeat_num):
     super().__init__()
     layers = [nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
@@ -124,7 +127,7 @@ class StarDiscriminator(nn.Module):
       ch *= 2
     self.main = nn.Sequential(*layers)
     self.conv1 = nn.Conv2d(ch, 1, 3, 1, 1, bias=False)
-    self.conv2 = nn.Conv2d(ch, c_dim, image_size // 2 ** repeat_num, bias=False)
+    self.conv2 = nn.Conv2d(ch, c_dim, image_size // 2**repeat_num, bias=False)
 
   def forward(self, x):
     h = self.main(x)
@@ -132,19 +135,23 @@ class StarDiscriminator(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-
   def __init__(self, ch):
     super().__init__()
     self.conv_block = nn.Sequential(
-        nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch), nn.ReLU(True),
-        nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch))
+      nn.ReflectionPad2d(1),
+      nn.Conv2d(ch, ch, 3),
+      nn.InstanceNorm2d(ch),
+      nn.ReLU(True),
+      nn.ReflectionPad2d(1),
+      nn.Conv2d(ch, ch, 3),
+      nn.InstanceNorm2d(ch),
+    )
 
   def forward(self, x):
     return x + self.conv_block(x)
 
 
 class ResnetGenerator(nn.Module):
-
   def __init__(self, ngf, n_blocks):
     super().__init__()
     model = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
@@ -154,8 +161,11 @@ class ResnetGenerator(nn.Module):
       ch *= 2
     model += [ResnetBlock(ch) for _ in range(n_blocks)]
     for _ in range(2):
-      model += [nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1),
-                nn.InstanceNorm2d(ch // 2), nn.ReLU(True)]
+      model += [
+        nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1),
+        nn.InstanceNorm2d(ch // 2),
+        nn.ReLU(True),
+      ]
       ch //= 2
     model += [nn.ReflectionPad2d(3), nn.Conv2d(ch, 3, 7), nn.Tanh()]
     self.model = nn.Sequential(*model)
@@ -165,15 +175,17 @@ class ResnetGenerator(nn.Module):
 
 
 class NLayerDiscriminator(nn.Module):
-
   def __init__(self, ndf, n_layers=3):
     super().__init__()
     seq = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
     mult = 1
     for n in range(1, n_layers + 1):
-      prev, mult = mult, min(2 ** n, 8)
-      seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, 2 if n < n_layers else 1, 1),
-              nn.InstanceNorm2d(ndf * mult), nn.LeakyReLU(0.2, True)]
+      prev, mult = mult, min(2**n, 8)
+      seq += [
+        nn.Conv2d(ndf * prev, ndf * mult, 4, 2 if n < n_layers else 1, 1),
+        nn.InstanceNorm2d(ndf * mult),
+        nn.LeakyReLU(0.2, True),
+      ]
     seq += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
     self.model = nn.Sequential(*seq)
 

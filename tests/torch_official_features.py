@@ -2,17 +2,39 @@
 
 torchvision's vgg19/vgg16 features, pytorch-fid's FID Inception-v3 and lpips.LPIPS(net='vgg'),
 written from their architecture descriptions, so that random weights saved as those packages
-save them check our ports of these networks (tests/test_dcam.py, test_fid.py,
+save them check our ports of these networks (tests/test_vgg.py, test_fid.py,
 test_image_quality.py, test_eval_suite.py). Random weights come from torch_official.randomize.
 """
+
 import torch
 from torch import nn
 
-
-VGG_CFG = {19: (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M',
-                512, 512, 512, 512, 'M'),
-           16: (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512,
-                512, 'M')}
+VGG_CFG = {
+  19: (
+    64,
+    64,
+    'M',
+    128,
+    128,
+    'M',
+    256,
+    256,
+    256,
+    256,
+    'M',
+    512,
+    512,
+    512,
+    512,
+    'M',
+    512,
+    512,
+    512,
+    512,
+    'M',
+  ),
+  16: (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'),
+}
 
 
 class VGG19(nn.Module):
@@ -62,14 +84,18 @@ class FIDInceptionA(nn.Module):
     self.branch_pool = BasicConv2d(cin, pool_features, kernel_size=1)
 
   def forward(self, x):
-    return torch.cat([
-        self.branch1x1(x), self.branch5x5_2(self.branch5x5_1(x)),
+    return torch.cat(
+      [
+        self.branch1x1(x),
+        self.branch5x5_2(self.branch5x5_1(x)),
         self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-        self.branch_pool(_fid_avg_pool(x))], 1)
+        self.branch_pool(_fid_avg_pool(x)),
+      ],
+      1,
+    )
 
 
 class InceptionB(nn.Module):
-
   def __init__(self, cin):
     super().__init__()
     self.branch3x3 = BasicConv2d(cin, 384, kernel_size=3, stride=2)
@@ -78,13 +104,17 @@ class InceptionB(nn.Module):
     self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
 
   def forward(self, x):
-    return torch.cat([self.branch3x3(x),
-                      self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-                      torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2)], 1)
+    return torch.cat(
+      [
+        self.branch3x3(x),
+        self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+        torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2),
+      ],
+      1,
+    )
 
 
 class FIDInceptionC(nn.Module):
-
   def __init__(self, cin, c7):
     super().__init__()
     self.branch1x1 = BasicConv2d(cin, 192, kernel_size=1)
@@ -101,14 +131,17 @@ class FIDInceptionC(nn.Module):
   def forward(self, x):
     b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
     bd = self.branch7x7dbl_1(x)
-    for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4,
-                  self.branch7x7dbl_5):
+    for layer in (
+      self.branch7x7dbl_2,
+      self.branch7x7dbl_3,
+      self.branch7x7dbl_4,
+      self.branch7x7dbl_5,
+    ):
       bd = layer(bd)
     return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(_fid_avg_pool(x))], 1)
 
 
 class InceptionD(nn.Module):
-
   def __init__(self, cin):
     super().__init__()
     self.branch3x3_1 = BasicConv2d(cin, 192, kernel_size=1)
@@ -122,8 +155,14 @@ class InceptionD(nn.Module):
     b7 = self.branch7x7x3_1(x)
     for layer in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
       b7 = layer(b7)
-    return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b7,
-                      torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2)], 1)
+    return torch.cat(
+      [
+        self.branch3x3_2(self.branch3x3_1(x)),
+        b7,
+        torch.nn.functional.max_pool2d(x, kernel_size=3, stride=2),
+      ],
+      1,
+    )
 
 
 class FIDInceptionE(nn.Module):
@@ -209,8 +248,8 @@ class LPIPS(nn.Module):
     self.net = VGG19(16)
     for k, c in enumerate((64, 128, 256, 512, 512)):
       setattr(self, f'lin{k}', NetLinLayer(c))
-    self.register_buffer('shift', torch.tensor([-.030, -.088, -.188])[None, :, None, None])
-    self.register_buffer('scale', torch.tensor([.458, .448, .450])[None, :, None, None])
+    self.register_buffer('shift', torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None])
+    self.register_buffer('scale', torch.tensor([0.458, 0.448, 0.450])[None, :, None, None])
     self.taps = (3, 8, 15, 22, 29)  # features indices of relu1_2, relu2_2, relu3_3, ...
 
   def _features(self, x):
@@ -224,7 +263,7 @@ class LPIPS(nn.Module):
   def forward(self, x, y):
     total = 0
     for k, (a, b) in enumerate(zip(self._features(x), self._features(y))):
-      a = a / (torch.sqrt(torch.sum(a ** 2, dim=1, keepdim=True)) + 1e-10)
-      b = b / (torch.sqrt(torch.sum(b ** 2, dim=1, keepdim=True)) + 1e-10)
+      a = a / (torch.sqrt(torch.sum(a**2, dim=1, keepdim=True)) + 1e-10)
+      b = b / (torch.sqrt(torch.sum(b**2, dim=1, keepdim=True)) + 1e-10)
       total = total + getattr(self, f'lin{k}').model((a - b) ** 2).mean([2, 3], keepdim=True)
     return total.reshape(-1)

@@ -1,4 +1,5 @@
 """Host-side helpers of evaluation: decoding a source's images, and batched jitted calls."""
+
 import jax
 import numpy as np
 
@@ -26,11 +27,11 @@ def in_batches(fn, arrays: list[np.ndarray], batch_size: int) -> list[np.ndarray
   n = len(arrays[0])
   outs = []
   for start in range(0, n, batch_size):
-    chunk = [a[start:start + batch_size] for a in arrays]
+    chunk = [a[start : start + batch_size] for a in arrays]
     pad = batch_size - len(chunk[0])
     if pad:
       chunk = [np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) for c in chunk]
     result = jax.device_get(fn(*chunk))
     result = result if isinstance(result, tuple) else (result,)
-    outs.append([np.asarray(r)[:batch_size - pad] for r in result])
+    outs.append([np.asarray(r)[: batch_size - pad] for r in result])
   return [np.concatenate(parts) for parts in zip(*outs)]

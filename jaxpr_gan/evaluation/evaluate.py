@@ -4,6 +4,7 @@ On the synthetic faces the true answer of any translation can be rendered, so ou
 pixel-wise (L1, PSNR, SSIM) and by `improvement_rate`: over pairs whose source and target classes
 differ, the share whose output is closer (L1) to the truth than the unchanged input is.
 """
+
 import functools
 import json
 import os
@@ -18,11 +19,11 @@ from input_pipeline import pipeline
 from input_pipeline import synthetic
 from jaxpr_gan import images
 from jaxpr_gan import inference
-from jaxpr_gan.evaluation import two_group
 from jaxpr_gan.evaluation import intensity
 from jaxpr_gan.evaluation import report as report_lib
 from jaxpr_gan.evaluation import restore as restore_lib
 from jaxpr_gan.evaluation import suite
+from jaxpr_gan.evaluation import two_group
 from jaxpr_gan.evaluation.metrics import paired
 from jaxpr_gan.images import to_float
 from jaxpr_gan.nn import conv
@@ -30,8 +31,9 @@ from jaxpr_gan.objectives import intensity as intensity_objective
 from jaxpr_gan.training import samples
 
 
-def evaluate(workdir: str, step: int | None = None,
-             config: ml_collections.ConfigDict | None = None) -> dict:
+def evaluate(
+  workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None
+) -> dict:
   """Writes <workdir>/eval/metrics.json, report.html and the pictures; returns the metrics.
   The config is the checkpoint's own unless `config` is given (e.g. with evaluation settings)."""
   run = restore_lib.restore(workdir, step, config)
@@ -41,24 +43,34 @@ def evaluate(workdir: str, step: int | None = None,
 
 def _family_report(run: restore_lib.Restored, out_dir: str) -> dict:
   """The scores against the synthetic truth of the run's family."""
-  config, objective, g_params, class_names = (run.config, run.objective, run.g_params,
-                                              run.class_names)
+  config, objective, g_params, class_names = (
+    run.config,
+    run.objective,
+    run.g_params,
+    run.class_names,
+  )
   if config.data.source != 'synthetic':
     source = pipeline.make_source(config.data, 'test')
-    faces = samples.sample_inputs(config, source, config.eval.num_grid_faces,
-                                  objective.batch_keys)
+    faces = samples.sample_inputs(config, source, config.eval.num_grid_faces, objective.batch_keys)
     grid = samples.sample_grid(jax.jit(objective.sample_cells), g_params, faces)
     images.save_png(os.path.join(out_dir, 'grid.png'), grid)
     return {'note': 'no ground truth for a folder source: grid only'}
   if objective.family == 'two_domain':
     return two_group.evaluate_domains(config, objective, g_params, out_dir)
   if objective.family == 'reference':
-    report, translate = two_group.evaluate_reference(config, objective, g_params, class_names,
-                                                  out_dir)
+    report, translate = two_group.evaluate_reference(
+      config, objective, g_params, class_names, out_dir
+    )
     # The code scale plays the intensity: each class's mean code times rho, on neutral faces.
     report['code_scale'] = intensity.evaluate_intensity(
-        config, translate, class_names, out_dir, rhos=config.eval.code_scales,
-        source_classes=[0], file_name='code_scale.png')
+      config,
+      translate,
+      class_names,
+      out_dir,
+      rhos=config.eval.code_scales,
+      source_classes=[0],
+      file_name='code_scale.png',
+    )
     return report
   translate = jax.jit(functools.partial(objective.translate, g_params))
   report = evaluate_synthetic(config, translate, class_names, out_dir)
@@ -92,25 +104,29 @@ def _write_masks(config, objective, g_params, class_names, out_dir) -> bool:
   x = jnp.repeat(to_float(jnp.asarray(faces)), num_classes, axis=0)
   targets = jnp.tile(jnp.arange(num_classes), n)
   out, mask = jax.jit(functools.partial(inference.translate_fn(objective), g_params))(
-      x, targets, jnp.ones(len(targets)), x)
+    x, targets, jnp.ones(len(targets)), x
+  )
   out = images.to_uint8(out).reshape(n, num_classes, *faces.shape[1:])
   mask = images.mask_to_uint8(mask).reshape(n, num_classes, *faces.shape[1:])
   rows = []
   for k in range(n):
     rows.append([faces[k]] + list(out[k]))
     rows.append([np.full_like(faces[k], 255)] + list(mask[k]))
-  images.save_png(os.path.join(out_dir, 'masks.png'), images.image_grid(np.array(rows)),
-                  min_size=512)
+  images.save_png(
+    os.path.join(out_dir, 'masks.png'), images.image_grid(np.array(rows)), min_size=512
+  )
   return True
 
 
-def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names,
-                       out_dir: str) -> dict:
+def evaluate_synthetic(
+  config: ml_collections.ConfigDict, translate, class_names, out_dir: str
+) -> dict:
   """Scores `translate(x in [-1, 1], target classes) -> images` on every test pair."""
   data = config.data
   num_classes = len(class_names)
-  render = functools.partial(synthetic.render_face, intensity=1.0, style=data.style,
-                             size=data.image_size)
+  render = functools.partial(
+    synthetic.render_face, intensity=1.0, style=data.style, size=data.image_size
+  )
   ids = two_group.test_identities(config)
   # Every test face (identity, source class) paired with every target class.
   pairs = [(i, s, t) for i in ids for s in range(num_classes) for t in range(num_classes)]
@@ -121,10 +137,15 @@ def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names
     x, y = to_float(inp), to_float(truth)
     return paired.pair_metrics(translate(x, target), y, x)
 
-  per_pair = paired.in_batches(score, {
+  per_pair = paired.in_batches(
+    score,
+    {
       'inp': np.stack([faces[(i, s)] for i, s, _ in pairs]),
       'truth': np.stack([faces[(i, t)] for i, _, t in pairs]),
-      'target': np.array([t for _, _, t in pairs], np.int32)}, config.eval.batch_size)
+      'target': np.array([t for _, _, t in pairs], np.int32),
+    },
+    config.eval.batch_size,
+  )
   src = np.array([s for _, s, _ in pairs])
   tgt = np.array([t for _, _, t in pairs])
   changed = src != tgt
@@ -133,8 +154,10 @@ def evaluate_synthetic(config: ml_collections.ConfigDict, translate, class_names
   for k in ('improvement_rate', 'psnr_improvement_rate'):
     same.pop(k)  # the input is the truth there
   report['same_class'] = same
-  report['per_target'] = {name: paired.summary(per_pair, changed & (tgt == c))['improvement_rate']
-                          for c, name in enumerate(class_names)}
+  report['per_target'] = {
+    name: paired.summary(per_pair, changed & (tgt == c))['improvement_rate']
+    for c, name in enumerate(class_names)
+  }
   _write_grid(out_dir, translate, faces, ids, num_classes, config.eval.num_grid_faces)
   return report
 

@@ -1,6 +1,7 @@
 """How a generator's output follows a continuous input: MMA-GAN's intensity, 2CET-GAN's code
 scale. On the synthetic faces each output is matched against the truth rendered at every
 intensity of a grid."""
+
 import functools
 import os
 
@@ -16,9 +17,15 @@ from jaxpr_gan.evaluation import two_group
 from jaxpr_gan.images import to_float
 
 
-def evaluate_intensity(config: ml_collections.ConfigDict, translate, class_names,
-                       out_dir: str, rhos=None, source_classes=None,
-                       file_name: str = 'intensity.png') -> dict:
+def evaluate_intensity(
+  config: ml_collections.ConfigDict,
+  translate,
+  class_names,
+  out_dir: str,
+  rhos=None,
+  source_classes=None,
+  file_name: str = 'intensity.png',
+) -> dict:
   """How the output follows the intensity: `translate(x, targets, rho)` on the test faces.
 
   For every test face (of `source_classes`, default all), every other non-neutral target class
@@ -40,20 +47,36 @@ def evaluate_intensity(config: ml_collections.ConfigDict, translate, class_names
   targets = [t for t in range(num_classes) if class_names[t] != 'neutral']
   pairs = [(i, s, t) for i in ids for s in sources for t in targets if s != t]
   faces = {(i, c): render(int(i), c) for i in ids for c in range(num_classes)}
-  ladders = {(i, t): np.stack([render(int(i), t, intensity=float(g)) for g in grid])
-             for i in ids for t in targets}
+  ladders = {
+    (i, t): np.stack([render(int(i), t, intensity=float(g)) for g in grid])
+    for i in ids
+    for t in targets
+  }
   est, l1 = _estimates(translate, faces, ladders, pairs, rhos, grid, config.eval.batch_size)
   rho_all = np.repeat(rhos, len(pairs))
   if np.ptp(est) == 0:  # a constant output intensity has no rank correlation
     spearman = None
   else:
     spearman = float(stats.spearmanr(rho_all, est.reshape(-1)).statistic)
-  _write_intensity_grid(os.path.join(out_dir, file_name), translate, faces, ladders, pairs, rhos,
-                        grid, config.eval.num_grid_faces)
-  return {'rho': rhos.tolist(), 'mean_estimated_intensity': est.mean(axis=1).tolist(),
-          'paired_l1_at_rho': l1.mean(axis=1).tolist(),
-          'mean_abs_intensity_error': float(np.mean(np.abs(est - rhos[:, None]))),
-          'spearman': spearman, 'num_pairs': len(pairs), 'candidates': len(grid)}
+  _write_intensity_grid(
+    os.path.join(out_dir, file_name),
+    translate,
+    faces,
+    ladders,
+    pairs,
+    rhos,
+    grid,
+    config.eval.num_grid_faces,
+  )
+  return {
+    'rho': rhos.tolist(),
+    'mean_estimated_intensity': est.mean(axis=1).tolist(),
+    'paired_l1_at_rho': l1.mean(axis=1).tolist(),
+    'mean_abs_intensity_error': float(np.mean(np.abs(est - rhos[:, None]))),
+    'spearman': spearman,
+    'num_pairs': len(pairs),
+    'candidates': len(grid),
+  }
 
 
 def _estimates(translate, faces, ladders, pairs, rhos, grid, bs: int):
@@ -71,20 +94,25 @@ def _estimates(translate, faces, ladders, pairs, rhos, grid, bs: int):
     nearest = jnp.sum(tied * grid_j, axis=1) / jnp.sum(tied, axis=1)
     # L1 to the truth at rho itself (rho lies on the ladder: the intensities are multiples of it).
     at_rho = jnp.take_along_axis(
-        dist, jnp.argmin(jnp.abs(grid_j[None] - rho[:, None]), axis=1)[:, None], axis=1)[:, 0]
+      dist, jnp.argmin(jnp.abs(grid_j[None] - rho[:, None]), axis=1)[:, None], axis=1
+    )[:, 0]
     return nearest, at_rho
 
   est, l1 = np.zeros((len(rhos), len(pairs))), np.zeros((len(rhos), len(pairs)))
   for r, rho in enumerate(rhos):
     for start in range(0, len(pairs), bs):
-      chunk = pairs[start:start + bs]
+      chunk = pairs[start : start + bs]
       chunk_p = chunk + [chunk[-1]] * (bs - len(chunk))
-      e, d = jax.device_get(estimate(
+      e, d = jax.device_get(
+        estimate(
           np.stack([faces[(i, s)] for i, s, _ in chunk_p]),
-          np.array([t for _, _, t in chunk_p], np.int32), np.full(bs, rho, np.float32),
-          np.stack([ladders[(i, t)] for i, _, t in chunk_p])))
-      est[r, start:start + len(chunk)] = e[:len(chunk)]
-      l1[r, start:start + len(chunk)] = d[:len(chunk)]
+          np.array([t for _, _, t in chunk_p], np.int32),
+          np.full(bs, rho, np.float32),
+          np.stack([ladders[(i, t)] for i, _, t in chunk_p]),
+        )
+      )
+      est[r, start : start + len(chunk)] = e[: len(chunk)]
+      l1[r, start : start + len(chunk)] = d[: len(chunk)]
   return est, l1
 
 

@@ -11,6 +11,7 @@ through the same grain pipeline as training (random flips included); two-group d
 neutral/emotional) is read as one labelled set. The test split's accuracy is measured at the end
 and saved with the weights.
 """
+
 import functools
 import json
 import os
@@ -27,6 +28,7 @@ import optax
 
 from input_pipeline import groups
 from input_pipeline import pipeline
+from jaxpr_gan import errors
 from jaxpr_gan.evaluation import arrays
 from jaxpr_gan.images import to_float
 
@@ -50,17 +52,21 @@ class BasicBlock(nn.Module):
 
 class Judge(nn.Module):
   """uint8 images (B, H, W, 3) -> class logits."""
+
   num_classes: int
   width: int = 16
 
   @nn.compact
   def __call__(self, images):
     x = to_float(images)
-    x = nn.relu(nn.GroupNorm(num_groups=min(8, self.width))(
-        nn.Conv(self.width, (3, 3), padding=1, use_bias=False)(x)))
+    x = nn.relu(
+      nn.GroupNorm(num_groups=min(8, self.width))(
+        nn.Conv(self.width, (3, 3), padding=1, use_bias=False)(x)
+      )
+    )
     for stage, stride in enumerate((1, 2, 2, 2)):
       for block in range(2):
-        x = BasicBlock(self.width * 2 ** stage, stride if block == 0 else 1)(x)
+        x = BasicBlock(self.width * 2**stage, stride if block == 0 else 1)(x)
     return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
 
 
@@ -96,41 +102,33 @@ class Loaded:
     self._params = params
 
   def predict(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    logits = arrays.in_batches(lambda x: self._logits(self._params, x), [images],
-                               batch_size)[0]
+    logits = arrays.in_batches(lambda x: self._logits(self._params, x), [images], batch_size)[0]
     return np.argmax(logits, axis=-1)
 
 
 def load(judge_dir: str) -> Loaded:
   meta_path = os.path.join(judge_dir, META_FILE)
   if not os.path.isfile(meta_path):
-    raise FileNotFoundError(f'no judge in {judge_dir!r} ({META_FILE} missing); train one with '
-                            'python -m jaxpr_gan.tools.judge --config ... --workdir ' + judge_dir)
+    raise errors.NotFound(
+      f'no judge in {judge_dir!r} ({META_FILE} missing); train one with '
+      'python -m jaxpr_gan.tools.judge --config ... --workdir ' + judge_dir
+    )
   with open(meta_path) as f:
     meta = json.load(f)
   model = Judge(len(meta['class_names']), meta['width'])
   size = meta['image_size']
-  template = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                            jnp.zeros((1, size, size, 3), jnp.uint8))['params']
+  template = jax.eval_shape(
+    model.init, jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3), jnp.uint8)
+  )['params']
   with open(os.path.join(judge_dir, PARAMS_FILE), 'rb') as f:
     params = flax.serialization.from_bytes(
-        jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template), f.read())
+      jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template), f.read()
+    )
   return Loaded(params, meta)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, steps: int = 800,
-          batch_size: int = 64, width: int = 16, learning_rate: float = 1e-3) -> dict:
-  """Trains the judge on `config.data`'s training split; writes it to `workdir`; -> its meta."""
-  source = labelled_source(config.data, 'train')
-  class_names = list(source.class_names)
-  judge_config = ml_collections.ConfigDict(dict(batch_size=batch_size, data=config.data))
-  data_iter = iter(pipeline.create_train_dataset(judge_config, source))
-  size = config.data.image_size
-  model = Judge(len(class_names), width)
-  params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, size, size, 3),
-                                                                  jnp.uint8))['params']
-  tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
-  opt_state = tx.init(params)
+def _make_step(model: Judge, tx: optax.GradientTransformation):
+  """The jitted training step: (params, opt_state, images, labels) -> (..., loss, accuracy)."""
 
   @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(params, opt_state, images, labels):
@@ -138,30 +136,74 @@ def train(config: ml_collections.ConfigDict, workdir: str, steps: int = 800,
       logits = model.apply({'params': p}, images)
       loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
       return loss, jnp.mean(jnp.argmax(logits, -1) == labels)
+
     (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss, acc
 
+  return step
+
+
+def _save(workdir: str, params, meta: dict) -> None:
+  """Writes the judge's weights and meta to `workdir`."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, PARAMS_FILE), 'wb') as f:
+    f.write(flax.serialization.to_bytes(jax.device_get(params)))
+  with open(os.path.join(workdir, META_FILE), 'w') as f:
+    json.dump(meta, f, indent=1)
+
+
+def train(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  steps: int = 800,
+  batch_size: int = 64,
+  width: int = 16,
+  learning_rate: float = 1e-3,
+) -> dict:
+  """Trains the judge on `config.data`'s training split; writes it to `workdir`; -> its meta."""
+  source = labelled_source(config.data, 'train')
+  class_names = list(source.class_names)
+  judge_config = ml_collections.ConfigDict(dict(batch_size=batch_size, data=config.data))
+  data_iter = iter(pipeline.create_train_dataset(judge_config, source))
+  size = config.data.image_size
+  model = Judge(len(class_names), width)
+  params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8))[
+    'params'
+  ]
+  tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+  opt_state = tx.init(params)
+  step = _make_step(model, tx)
   start, sums, count = time.time(), np.zeros(2), 0
   for i in range(steps):
     batch = next(data_iter)
     params, opt_state, loss, acc = step(params, opt_state, batch['image'], batch['label'])
     sums, count = sums + jax.device_get((loss, acc)), count + 1
     if (i + 1) % 100 == 0 or i + 1 == steps:
-      logging.info('judge step %d/%d: loss %.4f, train accuracy %.3f (%.0f s)', i + 1, steps,
-                   sums[0] / count, sums[1] / count, time.time() - start)
+      logging.info(
+        'judge step %d/%d: loss %.4f, train accuracy %.3f (%.0f s)',
+        i + 1,
+        steps,
+        sums[0] / count,
+        sums[1] / count,
+        time.time() - start,
+      )
       sums, count = np.zeros(2), 0
-  images, labels = arrays.decode(labelled_source(config.data, 'test'), 10 ** 9, size)
+  images, labels = arrays.decode(labelled_source(config.data, 'test'), 10**9, size)
   loaded = Loaded(params, {'class_names': class_names, 'width': width, 'image_size': size})
   accuracy = float(np.mean(loaded.predict(images) == labels))
-  meta = {'class_names': class_names, 'width': width, 'image_size': size, 'steps': steps,
-          'batch_size': batch_size, 'test_accuracy': accuracy, 'num_test_images': len(images),
-          'data': config.data.to_dict()}
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, PARAMS_FILE), 'wb') as f:
-    f.write(flax.serialization.to_bytes(jax.device_get(params)))
-  with open(os.path.join(workdir, META_FILE), 'w') as f:
-    json.dump(meta, f, indent=1)
-  logging.info('Judge: test accuracy %.4f on %d images; saved in %s.', accuracy, len(images),
-               workdir)
+  meta = {
+    'class_names': class_names,
+    'width': width,
+    'image_size': size,
+    'steps': steps,
+    'batch_size': batch_size,
+    'test_accuracy': accuracy,
+    'num_test_images': len(images),
+    'data': config.data.to_dict(),
+  }
+  _save(workdir, params, meta)
+  logging.info(
+    'Judge: test accuracy %.4f on %d images; saved in %s.', accuracy, len(images), workdir
+  )
   return meta

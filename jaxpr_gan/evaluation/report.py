@@ -3,6 +3,7 @@
 Self-contained apart from the PNGs beside it (relative links), so the eval folder can be copied
 or served as it is.
 """
+
 import datetime
 import html
 import os
@@ -10,14 +11,23 @@ import os
 import ml_collections
 
 PICTURES = (  # file in eval/, caption
-    ('grid.png', 'Translations. Synthetic data: each input row is followed by the rendered truths '
-                 'of its targets; two-domain: A, A->B, true B, B, B->A, true A; reference: '
-                 'target, reference, output, truth.'),
-    ('masks.png', 'Attention masks: each face translated to every class, beneath it the mask '
-                  '(white: the generator changes the pixel).'),
-    ('intensity.png', 'Intensity sweep: outputs at each rho, beneath them the rendered truths.'),
-    ('code_scale.png', 'Code-scale sweep: each class\'s mean code times the scale, on neutral '
-                       'faces, with the truths beneath.'),
+  (
+    'grid.png',
+    'Translations. Synthetic data: each input row is followed by the rendered truths '
+    'of its targets; two-domain: A, A->B, true B, B, B->A, true A; reference: '
+    'target, reference, output, truth.',
+  ),
+  (
+    'masks.png',
+    'Attention masks: each face translated to every class, beneath it the mask '
+    '(white: the generator changes the pixel).',
+  ),
+  ('intensity.png', 'Intensity sweep: outputs at each rho, beneath them the rendered truths.'),
+  (
+    'code_scale.png',
+    "Code-scale sweep: each class's mean code times the scale, on neutral "
+    'faces, with the truths beneath.',
+  ),
 )
 
 
@@ -43,27 +53,31 @@ def write(path: str, config: ml_collections.ConfigDict, workdir: str, report: di
   skipped = [(name, v) for name, v in _rows(report) if name.endswith('skipped')]
   rows = [(name, v) for name, v in _rows(report) if not name.endswith('skipped')]
   parts = [
-      '<!doctype html><html><head><meta charset="utf-8">',
-      f'<title>{html.escape(config.model)} evaluation</title>',
-      '<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}'
-      'table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;'
-      'text-align:left}td.v{font-family:monospace}img{max-width:100%;image-rendering:'
-      'pixelated}.skip{color:#a40}</style></head><body>',
-      f'<h1>{html.escape(config.model)} at step {html.escape(str(report.get("step")))}</h1>',
-      f'<p>Run: <code>{html.escape(os.path.abspath(workdir))}</code>; data: '
-      f'{html.escape(str(config.data.source))}, {config.data.image_size} px; written '
-      f'{datetime.datetime.now().isoformat(timespec="seconds")}.</p>',
+    '<!doctype html><html><head><meta charset="utf-8">',
+    f'<title>{html.escape(config.model)} evaluation</title>',
+    '<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}'
+    'table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;'
+    'text-align:left}td.v{font-family:monospace}img{max-width:100%;image-rendering:'
+    'pixelated}.skip{color:#a40}</style></head><body>',
+    f'<h1>{html.escape(config.model)} at step {html.escape(str(report.get("step")))}</h1>',
+    f'<p>Run: <code>{html.escape(os.path.abspath(workdir))}</code>; data: '
+    f'{html.escape(str(config.data.source))}, {config.data.image_size} px; written '
+    f'{datetime.datetime.now().isoformat(timespec="seconds")}.</p>',
   ]
   for name, note in skipped:
     parts.append(f'<p class="skip"><b>{html.escape(name)}</b>: {html.escape(str(note))}</p>')
   parts.append('<h2>Metrics</h2><table><tr><th>metric</th><th>value</th></tr>')
-  parts += [f'<tr><td>{html.escape(n)}</td><td class="v">{html.escape(_format(v))}</td></tr>'
-            for n, v in rows]
+  parts += [
+    f'<tr><td>{html.escape(n)}</td><td class="v">{html.escape(_format(v))}</td></tr>'
+    for n, v in rows
+  ]
   parts.append('</table>')
   for file_name, caption in PICTURES:
     if os.path.exists(os.path.join(folder, file_name)):
-      parts.append(f'<h2>{html.escape(file_name[:-4])}</h2><p>{html.escape(caption)}</p>'
-                   f'<img src="{file_name}" alt="{html.escape(file_name)}">')
+      parts.append(
+        f'<h2>{html.escape(file_name[:-4])}</h2><p>{html.escape(caption)}</p>'
+        f'<img src="{file_name}" alt="{html.escape(file_name)}">'
+      )
   parts.append('</body></html>')
   with open(path, 'w') as f:
     f.write('\n'.join(parts))

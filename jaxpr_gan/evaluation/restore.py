@@ -4,17 +4,20 @@
 the checkpoint unless another is given; an older run's config gets today's keys, each missing
 one at its default (`registry.complete`), so old runs still evaluate, edit and export.
 """
+
+from collections.abc import Callable
 import dataclasses
 import functools
 import json
 import os
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from jaxpr_gan import checkpointing
+from jaxpr_gan import errors
 from jaxpr_gan import registry
 from jaxpr_gan.training import state as state_lib
 
@@ -31,52 +34,66 @@ class Restored:
 def _checkpointer(workdir: str) -> checkpointing.Checkpointer:
   if not os.path.isdir(workdir):
     parent = os.path.dirname(os.path.abspath(workdir))
-    runs = sorted(d for d in os.listdir(parent)
-                  if os.path.isdir(os.path.join(parent, d, 'checkpoints'))) if os.path.isdir(
-                      parent) else []
-    raise FileNotFoundError(f'no run directory {workdir!r}; runs beside it: '
-                            f'{", ".join(runs) or "none"}')
+    runs = (
+      sorted(d for d in os.listdir(parent) if os.path.isdir(os.path.join(parent, d, 'checkpoints')))
+      if os.path.isdir(parent)
+      else []
+    )
+    raise errors.NotFound(
+      f'no run directory {workdir!r}; runs beside it: {", ".join(runs) or "none"}'
+    )
   return checkpointing.Checkpointer(workdir, max_to_keep=None, async_save=False)
 
 
-def restore(workdir: str, step: int | None = None,
-            config: ml_collections.ConfigDict | None = None) -> Restored:
+def restore(
+  workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None
+) -> Restored:
   """The generator of `workdir`'s checkpoint at `step` (default: the latest), built by `config`
   (default: the one saved with the checkpoint)."""
   ckpt = _checkpointer(workdir)
   try:
     steps = ckpt.all_steps()
     if not steps:
-      raise FileNotFoundError(f'no checkpoint in {os.path.join(workdir, "checkpoints")}: train '
-                              f'first with python train.py --config ... --workdir {workdir}')
+      raise errors.NotFound(
+        f'no checkpoint in {os.path.join(workdir, "checkpoints")}: train '
+        f'first with python train.py --config ... --workdir {workdir}'
+      )
     step = max(steps) if step is None else step
     if step not in steps:
-      raise ValueError(f'no checkpoint for step {step} in {workdir}; saved steps: '
-                       f'{sorted(steps)}')
+      raise errors.BadInput(
+        f'no checkpoint for step {step} in {workdir}; saved steps: {sorted(steps)}'
+      )
     meta = ckpt.meta(step)
     config = registry.complete(meta['config'] if config is None else config)
     class_names = list(meta['class_names'])
     objective = registry.build(config, len(class_names))
     abstract = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    template = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
-                            abstract)
+    template = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), abstract
+    )
     state, _ = ckpt.restore(step, template, with_data_iter=False)
   finally:
     ckpt.close()
   return Restored(config, objective, state_lib.generator_params(state), class_names, int(step))
 
 
-def write_run(config: ml_collections.ConfigDict, class_names, workdir: str,
-              set_params: Callable | None = None, step: int = 0,
-              extra_meta: dict | None = None) -> None:
+def write_run(
+  config: ml_collections.ConfigDict,
+  class_names,
+  workdir: str,
+  set_params: Callable | None = None,
+  step: int = 0,
+  extra_meta: dict | None = None,
+) -> None:
   """A run directory with one checkpoint: a fresh initialisation, its params passed through
   `set_params` (e.g. replaced by converted weights); the EMA copy of G, if the config keeps one,
   equals the final params['g']. For imported weights and tests."""
   ckpt = checkpointing.Checkpointer(workdir, max_to_keep=None, async_save=False)
   if ckpt.all_steps():
-    raise FileExistsError(f'{workdir} already holds checkpoints {ckpt.all_steps()}; '
-                          'use a new directory.')
+    raise errors.BadInput(
+      f'{workdir} already holds checkpoints {ckpt.all_steps()}; use a new directory.'
+    )
   config = registry.complete(config)
   objective = registry.build(config, len(class_names))
   state = jax.jit(functools.partial(state_lib.init_state, objective, config))()

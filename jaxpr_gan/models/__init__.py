@@ -1,4 +1,5 @@
 """Networks, one file per paper."""
+
 import jax
 
 

@@ -6,6 +6,7 @@ the 70x70 PatchGAN follow junyanz/pytorch-CycleGAN-and-pix2pix with norm='instan
 without affine parameters, so every conv keeps its bias. Also here: the image history pool
 (Shrivastava et al. 2017) the official code feeds its discriminators from, in pure JAX.
 """
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,8 +14,14 @@ import jax.numpy as jnp
 from jaxpr_gan.nn import layers
 
 
-def _conv_transpose(features: int, kernel: int, stride: int, padding: int, output_padding: int,
-                    dtype: layers.Dtype = jnp.float32) -> layers.ConvTranspose:
+def _conv_transpose(
+  features: int,
+  kernel: int,
+  stride: int,
+  padding: int,
+  output_padding: int,
+  dtype: layers.Dtype = jnp.float32,
+) -> layers.ConvTranspose:
   """`torch.nn.ConvTranspose2d(in, features, kernel, stride, padding, output_padding)`.
 
   PyTorch pads the dilated input by k-1-p below and k-1-p+output_padding above: the output is
@@ -32,6 +39,7 @@ def _norm(dtype: layers.Dtype) -> nn.InstanceNorm:
 
 class ResnetBlock(nn.Module):
   """x + [reflect1, conv3, IN, ReLU, (Dropout), reflect1, conv3, IN](x), the official block."""
+
   features: int
   dropout: float = 0.0
   dtype: layers.Dtype = jnp.float32
@@ -54,6 +62,7 @@ class ResnetGenerator(nn.Module):
   `num_down` ConvTranspose3 s2 p1 output_padding 1 (exactly 2H, channels /2); reflect3 + conv7
   + tanh. `dropout` > 0 is the official use_dropout (0.5) inside the blocks.
   """
+
   ngf: int = 64
   num_blocks: int = 9
   num_down: int = 2
@@ -62,10 +71,12 @@ class ResnetGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, deterministic: bool = True) -> jnp.ndarray:
-    factor = 2 ** self.num_down
+    factor = 2**self.num_down
     if x.shape[1] % factor or x.shape[2] % factor:
-      raise ValueError(f'ResnetGenerator: image size {x.shape[1:3]} must be a multiple of '
-                       f'2**num_down = {factor} so that the output has the input size.')
+      raise ValueError(
+        f'ResnetGenerator: image size {x.shape[1:3]} must be a multiple of '
+        f'2**num_down = {factor} so that the output has the input size.'
+      )
     d = self.dtype
     h = layers.conv(self.ngf, 7, 1, 0, dtype=d)(layers.reflect_pad(x.astype(d), 3))
     h = nn.relu(_norm(d)(h))
@@ -98,6 +109,7 @@ class UnetGenerator(nn.Module):
   the parent's ReLU and ReLU(LReLU(x)) = ReLU(x), so the plain x here computes the same function.
   The image size must be a multiple of 2**num_downs (innermost map at least 1x1).
   """
+
   ngf: int = 64
   num_downs: int = 8
   dropout: float = 0.0
@@ -113,12 +125,14 @@ class UnetGenerator(nn.Module):
   def __call__(self, x: jnp.ndarray, deterministic: bool = True) -> jnp.ndarray:
     if self.num_downs < 5:
       raise ValueError(f'UnetGenerator needs num_downs >= 5, got {self.num_downs}.')
-    factor = 2 ** self.num_downs
+    factor = 2**self.num_downs
     for size in x.shape[1:3]:
       if size % factor:
-        raise ValueError(f'UnetGenerator: image size {size} with num_downs={self.num_downs} '
-                         f'gives an innermost map of {size / factor:g} pixels; the size must '
-                         f'be a multiple of 2**num_downs = {factor}.')
+        raise ValueError(
+          f'UnetGenerator: image size {size} with num_downs={self.num_downs} '
+          f'gives an innermost map of {size / factor:g} pixels; the size must '
+          f'be a multiple of 2**num_downs = {factor}.'
+        )
     d = self.dtype
     levels = self._levels()
 
@@ -149,6 +163,7 @@ class PatchDiscriminator(nn.Module):
   channels; conv4 s1, IN, LReLU; conv4 s1 -> 1. All padding 1, all convs with bias.
   Returns the logits map (B, h, w, 1) in float32.
   """
+
   ndf: int = 64
   num_layers: int = 3
   dtype: layers.Dtype = jnp.float32
@@ -160,7 +175,7 @@ class PatchDiscriminator(nn.Module):
     h = nn.leaky_relu(h, negative_slope=0.2)
     for n in range(1, self.num_layers + 1):
       stride = 2 if n < self.num_layers else 1
-      h = layers.conv(self.ndf * min(2 ** n, 8), 4, stride, 1, dtype=d)(h)
+      h = layers.conv(self.ndf * min(2**n, 8), 4, stride, 1, dtype=d)(h)
       h = nn.leaky_relu(_norm(d)(h), negative_slope=0.2)
     return layers.conv(1, 4, 1, 1, dtype=d, name='head')(h).astype(jnp.float32)
 
@@ -172,6 +187,7 @@ class BasicDiscriminator(nn.Module):
   -> 32; conv4 s2 p1 (2ndf) + IN + LReLU(0.2) -> 16; conv4 stride 4 pad 0 -> 1 channel, 4x4.
   Normalisation and activations as in the PatchGAN. Returns logits (B, h, w, 1) in float32.
   """
+
   ndf: int = 64
   dtype: layers.Dtype = jnp.float32
 
@@ -192,8 +208,10 @@ DISCRIMINATORS = {'basic': BasicDiscriminator, 'patch': PatchDiscriminator}
 
 def init_image_pool(size: int, image_size: int, channels: int = 3) -> dict:
   """An empty history pool of `size` images: {'images': (size, H, W, C) zeros, 'count': 0}."""
-  return {'images': jnp.zeros((size, image_size, image_size, channels), jnp.float32),
-          'count': jnp.zeros((), jnp.int32)}
+  return {
+    'images': jnp.zeros((size, image_size, image_size, channels), jnp.float32),
+    'count': jnp.zeros((), jnp.int32),
+  }
 
 
 def image_pool_query(pool: dict, images: jnp.ndarray, rng: jax.Array) -> tuple[jnp.ndarray, dict]:
@@ -223,7 +241,8 @@ def image_pool_query(pool: dict, images: jnp.ndarray, rng: jax.Array) -> tuple[j
 
   keys = jax.random.split(rng, images.shape[0])
   (stored, count), out = jax.lax.scan(
-      step, (pool['images'], pool['count']), (images.astype(pool['images'].dtype), keys))
+    step, (pool['images'], pool['count']), (images.astype(pool['images'].dtype), keys)
+  )
   return out.astype(images.dtype), {'images': stored, 'count': count}
 
 
@@ -232,7 +251,8 @@ def official_init(params, rng: jax.Array, gain: float = 0.02):
   N(0, gain), every bias 0 (its InstanceNorms have no parameters)."""
   leaves, tree = jax.tree.flatten_with_path(params)
   keys = jax.random.split(rng, len(leaves))
-  new = [gain * jax.random.normal(k, v.shape, v.dtype) if path[-1].key == 'kernel'
-         else jnp.zeros_like(v) for k, (path, v) in zip(keys, leaves)]
+  new = [
+    gain * jax.random.normal(k, v.shape, v.dtype) if path[-1].key == 'kernel' else jnp.zeros_like(v)
+    for k, (path, v) in zip(keys, leaves)
+  ]
   return jax.tree.unflatten(jax.tree.structure(params), new)
-

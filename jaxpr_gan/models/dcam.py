@@ -13,16 +13,18 @@ generator (c tiled onto x); without the attention mask, G(x, c) = y.
 The discriminator is StarGAN's (a shared trunk without normalisation, a PatchGAN source head
 and an expression head).
 """
+
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxpr_gan.models import stargan
 from jaxpr_gan.nn import attention
 from jaxpr_gan.nn import layers
-from jaxpr_gan.models import stargan
 
 
 class MappingNetwork(nn.Module):
   """One-hot labels (B, k) -> control information (B, out_dim): dense layers, ReLU after each."""
+
   hidden_dim: int = 512
   out_dim: int = 64
   num_layers: int = 9
@@ -39,6 +41,7 @@ class MappingNetwork(nn.Module):
 
 class AdaINResidualBlock(nn.Module):
   """x + AdaIN(conv3x3(relu(AdaIN(conv3x3(x), k))), k): StarGAN's block, the control injected."""
+
   features: int
   dtype: layers.Dtype = jnp.float32
 
@@ -67,6 +70,7 @@ def _encode(x: jnp.ndarray, conv_dim: int, num_down: int, num_res: int, dtype) -
 
 class TransformNetwork(nn.Module):
   """G_trans(x, k) -> the expression-region colouring y in [-1, 1] (eq. 4)."""
+
   conv_dim: int = 64
   num_down: int = 2
   num_enc_res: int = 3
@@ -77,7 +81,7 @@ class TransformNetwork(nn.Module):
   def __call__(self, x: jnp.ndarray, k: jnp.ndarray) -> jnp.ndarray:
     d = self.dtype
     h = _encode(x, self.conv_dim, self.num_down, self.num_enc_res, d)
-    ch = self.conv_dim * 2 ** self.num_down
+    ch = self.conv_dim * 2**self.num_down
     k = k.astype(d)
     for _ in range(self.num_dec_res):
       h = AdaINResidualBlock(ch, dtype=d)(h, k)
@@ -91,6 +95,7 @@ class TransformNetwork(nn.Module):
 
 class MaskNetwork(nn.Module):
   """G_att(x) -> the attention mask M (B, H, W, 1) in [0, 1] (eq. 6)."""
+
   conv_dim: int = 64
   num_down: int = 2
   num_res: int = 6
@@ -100,7 +105,7 @@ class MaskNetwork(nn.Module):
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     d = self.dtype
     h = _encode(x, self.conv_dim, self.num_down, self.num_res, d)
-    ch = self.conv_dim * 2 ** self.num_down
+    ch = self.conv_dim * 2**self.num_down
     for _ in range(self.num_down):
       ch //= 2
       h = layers.conv_transpose(ch, 4, 2, 1, use_bias=False, dtype=d)(h)
@@ -116,6 +121,7 @@ def blend(x: jnp.ndarray, y: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
 
 class Generator(nn.Module):
   """G(x in [-1, 1], one-hot c) -> image; the mask is sown as the attention mask (`sow_mask`)."""
+
   conv_dim: int = 64
   num_down: int = 2
   num_enc_res: int = 3
@@ -132,16 +138,29 @@ class Generator(nn.Module):
   def __call__(self, x: jnp.ndarray, c: jnp.ndarray) -> jnp.ndarray:
     x = x.astype(jnp.float32)
     if self.decoder_control:
-      k = MappingNetwork(self.mapping_dim, self.control_dim, self.mapping_layers,
-                         dtype=self.dtype, name='mapping')(c)
-      y = TransformNetwork(self.conv_dim, self.num_down, self.num_enc_res, self.num_dec_res,
-                           dtype=self.dtype, name='trans')(x, k)
+      k = MappingNetwork(
+        self.mapping_dim, self.control_dim, self.mapping_layers, dtype=self.dtype, name='mapping'
+      )(c)
+      y = TransformNetwork(
+        self.conv_dim,
+        self.num_down,
+        self.num_enc_res,
+        self.num_dec_res,
+        dtype=self.dtype,
+        name='trans',
+      )(x, k)
     else:  # StarGAN's generator: the label tiled onto the input, as many bottlenecks
-      y = stargan.Generator(self.conv_dim, self.num_enc_res + self.num_dec_res, self.num_down,
-                            dtype=self.dtype, name='trans')(x, c)
+      y = stargan.Generator(
+        self.conv_dim,
+        self.num_enc_res + self.num_dec_res,
+        self.num_down,
+        dtype=self.dtype,
+        name='trans',
+      )(x, c)
     if not self.attention_mask:
       return y
-    mask = MaskNetwork(self.conv_dim, self.num_down, self.num_mask_res, dtype=self.dtype,
-                       name='att')(x)
+    mask = MaskNetwork(
+      self.conv_dim, self.num_down, self.num_mask_res, dtype=self.dtype, name='att'
+    )(x)
     attention.sow_mask(self, mask)
     return blend(x, y, mask)

@@ -1,4 +1,5 @@
-"""MMA-GAN networks (Liu et al., "Facial Expression Generation Based on Multi-scale Mixed Attention").
+"""MMA-GAN networks (Liu et al., "Facial Expression Generation Based on Multi-scale Mixed
+Attention").
 
 Generator (Fig. 2): StarGAN's generator (`models/stargan.py`) as a preset (configs/mmagan.py):
 down-sampling convs, multi-scale mixed attention residual modules (block 'mmarm',
@@ -14,6 +15,7 @@ logits D_cls, the attribute-code regression D_cor (N values) and the intensity r
 Ablations (paper Sec. IV.C, configs/mmagan.py): `block='residual'` replaces the MMARMs by
 StarGAN's residual blocks ("w/o MMAR"); `image_residual=False` drops the GRC ("w/o GRC").
 """
+
 import flax.linen as nn
 import jax.numpy as jnp
 

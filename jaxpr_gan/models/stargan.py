@@ -7,7 +7,8 @@ bottleneck and the output are presets of this generator (SARGAN, MMA-GAN: config
 D: `repeat_num` stride-2 4x4 convs with LeakyReLU(0.01), then a 3x3 source head (PatchGAN map)
 and a class head whose kernel covers the whole remaining map.
 """
-from typing import Mapping
+
+from collections.abc import Mapping
 
 from flax.core import FrozenDict
 import flax.linen as nn
@@ -23,6 +24,7 @@ class Generator(nn.Module):
   `block` names the bottleneck block (`jaxpr_gan.nn.blocks`), built with `block_args`;
   `image_residual` makes the output tanh(...) + x (not clamped).
   """
+
   conv_dim: int = 64
   num_blocks: int = 6
   num_down: int = 2
@@ -56,6 +58,7 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
   """Returns (source logits map (B, s, s, 1), class logits (B, num_classes))."""
+
   image_size: int = 128
   num_classes: int = 5
   conv_dim: int = 64
@@ -64,9 +67,11 @@ class Discriminator(nn.Module):
 
   def _trunk(self, x: jnp.ndarray) -> jnp.ndarray:
     """The shared stride-2 conv stack; heads of subclasses read its output."""
-    if self.image_size // 2 ** self.repeat_num < 1 or self.image_size % 2 ** self.repeat_num:
-      raise ValueError(f'image_size {self.image_size} must be a multiple of 2**repeat_num '
-                       f'(= {2 ** self.repeat_num}); lower d_repeat_num or change the size.')
+    if self.image_size // 2**self.repeat_num < 1 or self.image_size % 2**self.repeat_num:
+      raise ValueError(
+        f'image_size {self.image_size} must be a multiple of 2**repeat_num '
+        f'(= {2**self.repeat_num}); lower d_repeat_num or change the size.'
+      )
     d = self.dtype
     h = x.astype(d)
     ch = self.conv_dim
@@ -83,7 +88,7 @@ class Discriminator(nn.Module):
 
   def _global_head(self, h: jnp.ndarray, features: int, name: str) -> jnp.ndarray:
     """A conv whose kernel covers the whole map: one vector per image, (B, features)."""
-    kernel = self.image_size // 2 ** self.repeat_num
+    kernel = self.image_size // 2**self.repeat_num
     out = layers.conv(features, kernel, 1, 0, use_bias=False, dtype=self.dtype, name=name)(h)
     return out.reshape(h.shape[0], -1).astype(jnp.float32)
 

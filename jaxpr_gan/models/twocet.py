@@ -16,6 +16,7 @@ Every residual block returns (shortcut + residual) / sqrt(2) to keep unit varian
 Parameter names follow the official modules (conv1, conv2, norm1, norm2, conv1x1, fc) so that
 official state dicts map onto them one to one.
 """
+
 import math
 
 import flax.linen as nn
@@ -26,13 +27,15 @@ from jaxpr_gan.nn import layers
 
 def _check_size(image_size: int) -> None:
   if image_size < 16 or image_size & (image_size - 1):
-    raise ValueError(f'image_size {image_size} must be a power of two >= 16 (the encoder trunk '
-                     'halves it down to 4x4 before a 4x4 valid conv).')
+    raise ValueError(
+      f'image_size {image_size} must be a power of two >= 16 (the encoder trunk '
+      'halves it down to 4x4 before a 4x4 valid conv).'
+    )
 
 
 def _dim_in(image_size: int, dim_in: int) -> int:
   """The first width: the official 2**14 // image_size unless given."""
-  return dim_in or 2 ** 14 // image_size
+  return dim_in or 2**14 // image_size
 
 
 def _lrelu(x: jnp.ndarray) -> jnp.ndarray:
@@ -49,6 +52,7 @@ class ResBlk(nn.Module):
 
   The shortcut is a learned bias-free 1x1 conv when the width changes, then [avgpool].
   """
+
   features: int
   normalize: bool = False
   downsample: bool = False
@@ -75,6 +79,7 @@ class ResBlk(nn.Module):
 
 class AdainResBlk(nn.Module):
   """Decoder block: AdaIN LReLU [up] conv3 AdaIN LReLU conv3; shortcut [up] [1x1 conv]."""
+
   features: int
   upsample: bool = False
   dtype: layers.Dtype = jnp.float32
@@ -97,6 +102,7 @@ class AdainResBlk(nn.Module):
 
 class ToRGB(nn.Module):
   """Affine IN, LeakyReLU, 1x1 conv to the image channels (the official `to_rgb` Sequential)."""
+
   features: int
   dtype: layers.Dtype = jnp.float32
 
@@ -114,6 +120,7 @@ class Generator(nn.Module):
   `decode` list order), to_rgb/{norm, conv}. code_dim is set by the code passed in; the field
   only documents the default.
   """
+
   image_size: int = 128
   code_dim: int = 32
   dim_in: int = 0  # 0: 2**14 // image_size, as the official code
@@ -146,6 +153,7 @@ class EncoderTrunk(nn.Module):
 
   Parameters: from_rgb, block_0..block_{n-1}, conv_out (the 4x4 valid conv).
   """
+
   image_size: int = 128
   dim_in: int = 0
   max_conv_dim: int = 512
@@ -155,8 +163,9 @@ class EncoderTrunk(nn.Module):
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     _check_size(self.image_size)
     if x.shape[1:3] != (self.image_size, self.image_size):
-      raise ValueError(f'expected {self.image_size}x{self.image_size} images, got '
-                       f'{x.shape[1]}x{x.shape[2]}.')
+      raise ValueError(
+        f'expected {self.image_size}x{self.image_size} images, got {x.shape[1]}x{x.shape[2]}.'
+      )
     d = self.dtype
     ch = _dim_in(self.image_size, self.dim_in)
     h = layers.conv(ch, 3, 1, 1, dtype=d, name='from_rgb')(x.astype(d))
@@ -173,6 +182,7 @@ class Encoder(nn.Module):
   With `grayscale` (the official `encoder_grey`) the image is averaged over its channels first,
   so the trunk sees one channel and the code ignores colour. Parameters: trunk, head.
   """
+
   image_size: int = 128
   code_dim: int = 32
   dim_in: int = 0
@@ -184,8 +194,9 @@ class Encoder(nn.Module):
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     if self.grayscale:
       x = jnp.mean(x, axis=-1, keepdims=True)
-    h = EncoderTrunk(self.image_size, self.dim_in, self.max_conv_dim, dtype=self.dtype,
-                     name='trunk')(x)
+    h = EncoderTrunk(
+      self.image_size, self.dim_in, self.max_conv_dim, dtype=self.dtype, name='trunk'
+    )(x)
     h = nn.Dense(self.code_dim, dtype=self.dtype, param_dtype=jnp.float32, name='head')(h)
     return h.astype(jnp.float32)
 
@@ -196,6 +207,7 @@ class Discriminator(nn.Module):
   `group` (B,) ints (0 neutral, 1 emotional) -> logits (B,); `group=None` -> all heads
   (B, num_domains). Parameters: trunk, head (a 1x1 conv, as the official code).
   """
+
   image_size: int = 128
   dim_in: int = 0
   max_conv_dim: int = 512
@@ -204,8 +216,9 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, group: jnp.ndarray | None = None) -> jnp.ndarray:
-    h = EncoderTrunk(self.image_size, self.dim_in, self.max_conv_dim, dtype=self.dtype,
-                     name='trunk')(x)
+    h = EncoderTrunk(
+      self.image_size, self.dim_in, self.max_conv_dim, dtype=self.dtype, name='trunk'
+    )(x)
     # A 1x1 conv on the 1x1 map is a Dense; kept a conv so that its kernel has the official shape.
     out = layers.conv(self.num_domains, 1, dtype=self.dtype, name='head')(h[:, None, None, :])
     out = out.reshape(h.shape[0], self.num_domains).astype(jnp.float32)

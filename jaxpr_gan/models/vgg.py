@@ -13,26 +13,30 @@ ImageNet weights come from a file the user gives; nothing is downloaded:
          Inputs: RGB in 0..1 normalised by the ImageNet mean and standard deviation ('torch').
 `load_weights` returns the parameters and the preprocessing that matches them.
 """
+
+from collections.abc import Sequence
 import os
-from typing import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpr_gan import errors
 from jaxpr_gan.nn import layers
 
 # (block, convolutions, channels) of VGG19 (configuration E) and VGG16 (D).
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
-BLOCKS_BY_DEPTH = {19: BLOCKS, 16: ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512),
-                                    (5, 3, 512))}
+BLOCKS_BY_DEPTH = {19: BLOCKS, 16: ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))}
 
 
 def layer_names(depth: int = 19) -> tuple[str, ...]:
   """conv, relu, ..., pool in order: also the indices of torchvision's `features` Sequential."""
-  return tuple(name for b, n, _ in BLOCKS_BY_DEPTH[depth]
-               for name in [f'{kind}{b}_{i}' for i in range(1, n + 1)
-                            for kind in ('conv', 'relu')] + [f'pool{b}'])
+  return tuple(
+    name
+    for b, n, _ in BLOCKS_BY_DEPTH[depth]
+    for name in [f'{kind}{b}_{i}' for i in range(1, n + 1) for kind in ('conv', 'relu')]
+    + [f'pool{b}']
+  )
 
 
 def conv_names(depth: int = 19) -> tuple[str, ...]:
@@ -46,7 +50,7 @@ _IMAGENET_RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _IMAGENET_RGB_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-class VGGWeightsError(ValueError):
+class VGGWeightsError(errors.BadInput):
   """A VGG19 weight file that is missing, of an unknown kind, or not a VGG19."""
 
 
@@ -62,6 +66,7 @@ def preprocess(x: jnp.ndarray, kind: str) -> jnp.ndarray:
 class VGG19(nn.Module):
   """-> {name: activation} for every name in `outputs` (see layer_names); NHWC input.
   `depth` 16 makes it VGG16 (LPIPS's backbone)."""
+
   outputs: Sequence[str] = ('relu4_2',)
   depth: int = 19
   dtype: layers.Dtype = jnp.float32
@@ -74,7 +79,7 @@ class VGG19(nn.Module):
       raise ValueError(f'unknown VGG{self.depth} layers {unknown}; choose from {names}.')
     last = max(names.index(o) for o in self.outputs)
     found, h = {}, x.astype(self.dtype)
-    for name in names[:last + 1]:
+    for name in names[: last + 1]:
       if name.startswith('conv'):
         h = layers.conv(_channels(name), 3, 1, 1, dtype=self.dtype, name=name)(h)
       elif name.startswith('relu'):
@@ -95,7 +100,7 @@ def convs_needed(outputs: Sequence[str], depth: int = 19) -> tuple[str, ...]:
   """The convolutions a VGG truncated after the deepest of `outputs` holds."""
   names = layer_names(depth)
   last = max(names.index(o) for o in outputs)
-  return tuple(n for n in names[:last + 1] if n.startswith('conv'))
+  return tuple(n for n in names[: last + 1] if n.startswith('conv'))
 
 
 def _keras_name(conv_name: str) -> str:
@@ -107,35 +112,43 @@ def _kernel_and_bias(arrays: Sequence[np.ndarray], where: str) -> dict[str, np.n
   kernels = [a for a in arrays if a.ndim == 4]
   biases = [a for a in arrays if a.ndim == 1]
   if len(kernels) != 1 or len(biases) != 1:
-    raise VGGWeightsError(f'{where}: expected one 4-D kernel and one bias, found shapes '
-                          f'{[a.shape for a in arrays]}')
+    raise VGGWeightsError(
+      f'{where}: expected one 4-D kernel and one bias, found shapes {[a.shape for a in arrays]}'
+    )
   return {'kernel': kernels[0].astype(np.float32), 'bias': biases[0].astype(np.float32)}
 
 
 def _read_keras_h5(path: str) -> dict[str, dict[str, np.ndarray]]:
   import h5py  # pylint: disable=g-import-not-at-top
+
   found = {}
   with h5py.File(path, 'r') as f:
     root = f['model_weights'] if 'model_weights' in f else f
     if 'layer_names' in root.attrs:  # legacy Keras (the published files, model.save('.h5'))
       for layer in root.attrs['layer_names']:
         layer = layer.decode() if isinstance(layer, bytes) else str(layer)
-        names = [n.decode() if isinstance(n, bytes) else str(n)
-                 for n in root[layer].attrs.get('weight_names', [])]
+        names = [
+          n.decode() if isinstance(n, bytes) else str(n)
+          for n in root[layer].attrs.get('weight_names', [])
+        ]
         if names:
-          found[layer] = _kernel_and_bias([np.asarray(root[layer][n]) for n in names],
-                                          f'{path}: layer {layer}')
+          found[layer] = _kernel_and_bias(
+            [np.asarray(root[layer][n]) for n in names], f'{path}: layer {layer}'
+          )
     elif 'layers' in root:  # Keras 3 .weights.h5: layers/<object>/vars/{0,1}, named in attrs
       for group in root['layers'].values():
         if 'vars' not in group or not len(group['vars']):
           continue
         layer = group['vars'].attrs.get('name', '')
         layer = layer.decode() if isinstance(layer, bytes) else str(layer)
-        found[layer] = _kernel_and_bias([np.asarray(v) for v in group['vars'].values()],
-                                        f'{path}: layer {layer}')
+        found[layer] = _kernel_and_bias(
+          [np.asarray(v) for v in group['vars'].values()], f'{path}: layer {layer}'
+        )
     else:
-      raise VGGWeightsError(f'{path} is an HDF5 file but not Keras weights (no layer_names '
-                            'attribute and no layers/ group)')
+      raise VGGWeightsError(
+        f'{path} is an HDF5 file but not Keras weights (no layer_names '
+        'attribute and no layers/ group)'
+      )
   return found
 
 
@@ -143,8 +156,10 @@ def _read_torchvision(path: str) -> dict[str, np.ndarray]:
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise VGGWeightsError(f'{path}: reading a PyTorch .pth file needs torch '
-                          '(pip install torch); or give the Keras .h5 weights') from e
+    raise VGGWeightsError(
+      f'{path}: reading a PyTorch .pth file needs torch '
+      '(pip install torch); or give the Keras .h5 weights'
+    ) from e
   state = torch.load(path, map_location='cpu', weights_only=True)
   if isinstance(state, dict) and 'state_dict' in state:
     state = state['state_dict']
@@ -166,28 +181,37 @@ def load_weights(path: str, convs: Sequence[str] = CONV_NAMES, depth: int = 19):
     layers_found, kind = _read_keras_h5(path), 'caffe'
     for conv in convs:
       if _keras_name(conv) not in layers_found:
-        raise VGGWeightsError(f'{path} has no layer {_keras_name(conv)} (has '
-                              f'{sorted(layers_found)}); is it a VGG{depth}?')
+        raise VGGWeightsError(
+          f'{path} has no layer {_keras_name(conv)} (has '
+          f'{sorted(layers_found)}); is it a VGG{depth}?'
+        )
       params[conv] = layers_found[_keras_name(conv)]
   elif path.endswith(('.pth', '.pt')):
     state, kind = _read_torchvision(path), 'torch'
     for conv in convs:
       key = f'features.{names.index(conv)}'
       if f'{key}.weight' not in state or f'{key}.bias' not in state:
-        raise VGGWeightsError(f'{path} has no {key}.weight/bias (torchvision vgg{depth} key '
-                              f'names); is it a torchvision VGG{depth} state dict?')
-      params[conv] = {'kernel': state[f'{key}.weight'].transpose(2, 3, 1, 0).astype(np.float32),
-                      'bias': state[f'{key}.bias'].astype(np.float32)}
+        raise VGGWeightsError(
+          f'{path} has no {key}.weight/bias (torchvision vgg{depth} key '
+          f'names); is it a torchvision VGG{depth} state dict?'
+        )
+      params[conv] = {
+        'kernel': state[f'{key}.weight'].transpose(2, 3, 1, 0).astype(np.float32),
+        'bias': state[f'{key}.bias'].astype(np.float32),
+      }
   else:
-    raise VGGWeightsError(f'{path}: unknown VGG19 weight file kind; give a Keras .h5 or a '
-                          'torchvision .pth state dict')
+    raise VGGWeightsError(
+      f'{path}: unknown VGG19 weight file kind; give a Keras .h5 or a torchvision .pth state dict'
+    )
   for conv in convs:  # the widths of this VGG, not another
     i = all_convs.index(conv)
     want = (3, 3, _channels(all_convs[i - 1]) if i else 3, _channels(conv))
     if params[conv]['kernel'].shape != want:
-      raise VGGWeightsError(f'{path}: {conv} kernel has shape {params[conv]["kernel"].shape}, '
-                            f'VGG{depth} has {want}')
+      raise VGGWeightsError(
+        f'{path}: {conv} kernel has shape {params[conv]["kernel"].shape}, VGG{depth} has {want}'
+      )
   if depth == 16 and path.endswith(('.pth', '.pt')) and 'features.34.weight' in state:
-    raise VGGWeightsError(f'{path} is a VGG19 (it has features.34); LPIPS needs torchvision\'s '
-                          'vgg16 state dict')
+    raise VGGWeightsError(
+      f"{path} is a VGG19 (it has features.34); LPIPS needs torchvision's vgg16 state dict"
+    )
   return params, kind

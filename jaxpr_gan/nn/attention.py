@@ -13,11 +13,11 @@ then the convolution (with a bias only when no norm follows), InstanceNorm with 
 parameters, ReLU. The hourglass downsamples with stride-2 convolutions and upsamples by nearest
 neighbour x2 followed by a stride-1 convolution (not a transposed convolution).
 """
+
 import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxpr_gan.nn import layers
-
 
 MASKS = 'attention_masks'  # the collection of the maps that `edit --mask` and masks.png show
 
@@ -31,6 +31,7 @@ def sow_mask(module: nn.Module, mask: jnp.ndarray) -> None:
 
 class ConvUnit(nn.Module):
   """The official `ConvLayer`: [nearest x2] -> reflection pad -> conv -> [IN] -> [ReLU]."""
+
   features: int
   kernel: int = 3
   scale: str = 'none'  # 'none' | 'down' (stride 2) | 'up' (nearest x2 first)
@@ -44,8 +45,9 @@ class ConvUnit(nn.Module):
       x = layers.upsample2(x)
     stride = 2 if self.scale == 'down' else 1
     h = layers.reflect_pad(x, self.kernel // 2)
-    h = layers.conv(self.features, self.kernel, stride, 0, use_bias=not self.norm,
-                    dtype=self.dtype)(h)
+    h = layers.conv(
+      self.features, self.kernel, stride, 0, use_bias=not self.norm, dtype=self.dtype
+    )(h)
     if self.norm:
       h = layers.instance_norm(dtype=self.dtype)(h)
     if self.relu:
@@ -60,6 +62,7 @@ class Hourglass(nn.Module):
   low (or one more conv at level 1); return skip + conv(nearest_x2(inner)). Then a bias
   1-channel conv and a sigmoid give the attention map in (0, 1).
   """
+
   depth: int = 2
   mid_features: int = 64
   out_features: int = 1
@@ -87,6 +90,7 @@ class Hourglass(nn.Module):
 
 class SARB(nn.Module):
   """Spatial-attention residual block: x + alpha * f (eq. 1), alpha computed from f."""
+
   features: int
   hg_depth: int = 2
   mid_features: int = 64
@@ -95,7 +99,7 @@ class SARB(nn.Module):
   @staticmethod
   def min_input_size(hg_depth: int = 2, **_) -> int:
     """The smallest feature map the hourglass can halve `hg_depth` times."""
-    return 2 ** hg_depth
+    return 2**hg_depth
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -118,14 +122,16 @@ def max_over(x: jnp.ndarray, axis: int) -> jnp.ndarray:
 
 class ChannelGate(nn.Module):
   """Channel attention (CBAM): sigmoid(MLP(avg-pool) + MLP(max-pool)), shape (B, 1, 1, C)."""
+
   reduction: int = 16
   dtype: layers.Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     ch = x.shape[-1]
-    hidden = nn.Dense(max(ch // self.reduction, 1), dtype=self.dtype, param_dtype=jnp.float32,
-                      name='hidden')
+    hidden = nn.Dense(
+      max(ch // self.reduction, 1), dtype=self.dtype, param_dtype=jnp.float32, name='hidden'
+    )
     out = nn.Dense(ch, dtype=self.dtype, param_dtype=jnp.float32, name='out')
     mlp = lambda v: out(nn.relu(hidden(v)))  # shared by both poolings
     flat = x.reshape(x.shape[0], -1, ch)
@@ -135,6 +141,7 @@ class ChannelGate(nn.Module):
 
 class SpatialGate(nn.Module):
   """Spatial attention (CBAM): sigmoid(conv7x7([mean_c, max_c])), shape (B, H, W, 1)."""
+
   kernel: int = 7
   dtype: layers.Dtype = jnp.float32
 
@@ -149,6 +156,7 @@ class SpatialGate(nn.Module):
 
 class MixedAttention(nn.Module):
   """Channel attention, then spatial attention on the channel-weighted features."""
+
   reduction: int = 16
   dtype: layers.Dtype = jnp.float32
 
@@ -166,6 +174,7 @@ class MMARM(nn.Module):
   3x3 conv and the mixed attention MA. Convs are bias-free and followed by affine IN (StarGAN's
   convention). The paper gives no layer sizes; the number of scales is `depth`.
   """
+
   features: int
   depth: int = 2
   reduction: int = 16
@@ -174,18 +183,20 @@ class MMARM(nn.Module):
   @staticmethod
   def min_input_size(depth: int = 2, **_) -> int:
     """The smallest feature map the encoder-decoder can halve `depth` times."""
-    return 2 ** depth
+    return 2**depth
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    if min(x.shape[1:3]) < 2 ** self.depth:
-      raise ValueError(f'an MMARM of depth {self.depth} needs features of at least '
-                       f'{2 ** self.depth}x{2 ** self.depth}, got {x.shape[1]}x{x.shape[2]}: '
-                       'raise data.image_size or lower generator.num_down.')
+    if min(x.shape[1:3]) < 2**self.depth:
+      raise ValueError(
+        f'an MMARM of depth {self.depth} needs features of at least '
+        f'{2**self.depth}x{2**self.depth}, got {x.shape[1]}x{x.shape[2]}: '
+        'raise data.image_size or lower generator.num_down.'
+      )
     d, ch = self.dtype, self.features
-    conv_in = lambda h, k, s, p, relu=True: (
-        (nn.relu if relu else (lambda z: z))(layers.instance_norm(dtype=d)(
-            layers.conv(ch, k, s, p, use_bias=False, dtype=d)(h))))
+    conv_in = lambda h, k, s, p, relu=True: (nn.relu if relu else (lambda z: z))(
+      layers.instance_norm(dtype=d)(layers.conv(ch, k, s, p, use_bias=False, dtype=d)(h))
+    )
     h = conv_in(x, 3, 1, 1)
     skips = []
     for _ in range(self.depth):

@@ -17,7 +17,8 @@ checkpoint finds it too. A block that makes an attention mask declares
 it with `attention.sow_mask`; one whose input must be at least n x n says so with a static
 `min_input_size(**block_args) -> n`, which the config checks read.
 """
-from typing import Callable
+
+from collections.abc import Callable
 
 from jaxpr_gan import run_config
 from jaxpr_gan.nn import attention
@@ -28,11 +29,13 @@ _BLOCKS: dict[str, type] = {}
 
 def register(name: str) -> Callable[[type], type]:
   """Class decorator: makes the block available as `generator.block = name`."""
+
   def add(cls: type) -> type:
     if name in _BLOCKS and _BLOCKS[name] is not cls:
       raise ValueError(f'a block named {name!r} is registered already ({_BLOCKS[name]})')
     _BLOCKS[name] = cls
     return cls
+
   return add
 
 
@@ -42,8 +45,10 @@ def get(name: str) -> type:
     return _BLOCKS[name]
   if '.' in name:
     return run_config.named_object(name, 'config.generator.block')
-  raise ValueError(f'unknown block {name!r}: use one of {names()}, register it with '
-                   'jaxpr_gan.nn.blocks.register, or name it by its dotted path')
+  raise ValueError(
+    f'unknown block {name!r}: use one of {names()}, register it with '
+    'jaxpr_gan.nn.blocks.register, or name it by its dotted path'
+  )
 
 
 def names() -> list[str]:

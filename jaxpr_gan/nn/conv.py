@@ -10,10 +10,11 @@ The choice is made while a function is traced: `implementation(...)` around the 
 `traced_with(fn, ...)`. Without either, 'auto' for the default backend. Both paths compute the
 same sums with the same parameters, so checkpoints move freely between them (tests/test_conv.py).
 """
+
+from collections.abc import Callable, Sequence
 import contextlib
 import contextvars
 import functools
-from typing import Callable, Sequence
 
 import jax
 from jax import lax
@@ -49,13 +50,16 @@ def implementation(impl: str = 'auto', platforms: Sequence[str] | None = None):
     _CHOICE.reset(token)
 
 
-def traced_with(fn: Callable, impl: str = 'auto',
-                platforms: Sequence[str] | None = None) -> Callable:
+def traced_with(
+  fn: Callable, impl: str = 'auto', platforms: Sequence[str] | None = None
+) -> Callable:
   """`fn` whose convolutions use `impl` whenever it is traced (wrap before `jax.jit`)."""
+
   @functools.wraps(fn)
   def wrapped(*args, **kwargs):
     with implementation(impl, platforms):
       return fn(*args, **kwargs)
+
   return wrapped
 
 
@@ -79,8 +83,9 @@ def _xla_conv2d(x, kernel, stride: int, p):
 
 
 def _xla_transposed_conv(x, kernel, stride: int, p):
-  return lax.conv_transpose(x, kernel, (stride, stride), p, dimension_numbers=_NHWC,
-                            transpose_kernel=True)
+  return lax.conv_transpose(
+    x, kernel, (stride, stride), p, dimension_numbers=_NHWC, transpose_kernel=True
+  )
 
 
 def _dispatch(xla_fn, fast_fn, x, kernel, stride: int, p):
@@ -93,8 +98,9 @@ def _dispatch(xla_fn, fast_fn, x, kernel, stride: int, p):
     return fast(x, kernel)
   if choice == 'xla':
     return xla_fn(x, kernel, stride, p)
-  return lax.platform_dependent(x, kernel, cpu=fast,
-                                default=functools.partial(xla_fn, stride=stride, p=p))
+  return lax.platform_dependent(
+    x, kernel, cpu=fast, default=functools.partial(xla_fn, stride=stride, p=p)
+  )
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding) -> jax.Array:
@@ -105,5 +111,4 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding) -> jax.Array:
 def transposed_conv(x: jax.Array, kernel: jax.Array, stride: int, padding) -> jax.Array:
   """`lax.conv_transpose(x, kernel, (s, s), padding, transpose_kernel=True)`, NHWC; padding of
   the dilated input as `pads` takes it."""
-  return _dispatch(_xla_transposed_conv, cpu_conv.transposed_conv, x, kernel, stride,
-                   pads(padding))
+  return _dispatch(_xla_transposed_conv, cpu_conv.transposed_conv, x, kernel, stride, pads(padding))

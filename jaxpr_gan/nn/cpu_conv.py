@@ -5,6 +5,7 @@ Used only where `jaxpr_gan.nn.conv` selects it: on the CPU backend with `conv_im
 'cpu_fast'. GPUs and TPUs run XLA's convolutions. Every function here takes the padding
 normalised, ((top, bottom), (left, right)) of the (dilated) input.
 """
+
 import functools
 
 import jax
@@ -28,8 +29,10 @@ def _kernel_grad_by_output_taps(x, g, size: tuple[int, int], pads: Pads):
   gp = jnp.pad(g, ((0, 0), *flipped, (0, 0)))
   h, w = x.shape[1:3]
   xm = x.reshape(-1, x.shape[-1])
-  rows = [jnp.concatenate([gp[:, ky:ky + h, kx:kx + w] for kx in range(size[1])], axis=-1)
-          for ky in range(size[0])]
+  rows = [
+    jnp.concatenate([gp[:, ky : ky + h, kx : kx + w] for kx in range(size[1])], axis=-1)
+    for ky in range(size[0])
+  ]
   dk = jnp.stack([r.reshape(-1, r.shape[-1]).T @ xm for r in rows])
   return jnp.flip(dk.reshape(*size, g.shape[-1], x.shape[-1]), (0, 1)).swapaxes(2, 3)
 
@@ -60,8 +63,7 @@ def _forward(x, kernel, stride: int, pads: Pads):
   kh, kw, cin, cout = kernel.shape
   if stride == 1 and cout <= 8 < cin and kh == kw:
     sizes = [n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape[1:3], pads, kernel.shape[:2])]
-    return _overlap_add_conv_transpose(x, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), 1, pads,
-                                       sizes)
+    return _overlap_add_conv_transpose(x, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), 1, pads, sizes)
   return _conv(x, kernel, stride, pads)
 
 
@@ -80,13 +82,19 @@ def _conv2d_bwd(stride, pads, residuals, g):
   if stride > 1:
     # Rows of x that no window reached get 0 from the `after` padding.
     before = [k - 1 - lo for k, (lo, _) in zip(size, pads)]
-    after = [n + k - 2 - (m - 1) * stride - b
-             for n, m, k, b in zip(x.shape[1:3], g.shape[1:3], size, before)]
+    after = [
+      n + k - 2 - (m - 1) * stride - b
+      for n, m, k, b in zip(x.shape[1:3], g.shape[1:3], size, before)
+    ]
     dx = transposed_conv(g.astype(kernel.dtype), kernel, stride, tuple(zip(before, after)))
   elif all(max(lo, hi) < k for k, (lo, hi) in zip(size, pads)):
     # The input gradient of a stride-1 convolution is one: flipped kernel, in and out swapped.
-    dx = _conv2d(g.astype(kernel.dtype), jnp.flip(kernel, (0, 1)).swapaxes(2, 3), 1,
-                 tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(size, pads)))
+    dx = _conv2d(
+      g.astype(kernel.dtype),
+      jnp.flip(kernel, (0, 1)).swapaxes(2, 3),
+      1,
+      tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(size, pads)),
+    )
   else:
     dx = jax.vjp(lambda x: _conv(x, kernel, stride, pads), x)[1](g)[0]
   g = g.astype(x.dtype)
@@ -102,12 +110,31 @@ _conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 # Winograd's F(4x4, 3x3) (Lavin & Gray 2016): a 6 x 6 input tile d gives the 4 x 4 output tile
 # AT (G k G^T * BT d B) A, the products being 36 matrix products over the channels.
-_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float32)
-_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float32)
-_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
-                [0, 1, -1, 8, -8, 1]], np.float32)
+_BT = np.array(
+  [
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+  ],
+  np.float32,
+)
+_G = np.array(
+  [
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
+  ],
+  np.float32,
+)
+_AT = np.array(
+  [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float32
+)
 _WINOGRAD_MIN_CHANNELS = 256
 _WINOGRAD_MIN_TILES = 256
 
@@ -118,9 +145,14 @@ def _winograd_applies(x, kernel, stride: int, pads: Pads) -> bool:
   its products, set the pace) and 256 output tiles or more (the batch as traced: a sharded
   batch gives each device fewer; a symbolic batch, as in an export for any batch size, keeps
   the direct convolution). float32 only: its transforms lose more than bfloat16 can spare."""
-  if not (stride == 1 and kernel.shape[:2] == (3, 3) and x.dtype == jnp.float32
-          and kernel.dtype == jnp.float32 and min(kernel.shape[2:]) >= _WINOGRAD_MIN_CHANNELS
-          and all(0 <= p <= 2 for pair in pads for p in pair)):
+  if not (
+    stride == 1
+    and kernel.shape[:2] == (3, 3)
+    and x.dtype == jnp.float32
+    and kernel.dtype == jnp.float32
+    and min(kernel.shape[2:]) >= _WINOGRAD_MIN_CHANNELS
+    and all(0 <= p <= 2 for pair in pads for p in pair)
+  ):
     return False
   if jax.export.is_symbolic_dim(x.shape[0]):
     return False
@@ -153,11 +185,21 @@ def _winograd_input(x, pads) -> jnp.ndarray:
   b, h, w, c = x.shape
   _, _, th, tw = _winograd_sizes(x, pads)
   # Padded row 4 i + r (r < 6) is row r % 4 of block i + r // 4: slices, not strided ones.
-  xp = jnp.pad(x, ((0, 0), (pads[0][0], 4 * th + 4 - h - pads[0][0]),
-                   (pads[1][0], 4 * tw + 4 - w - pads[1][0]), (0, 0)))
+  xp = jnp.pad(
+    x,
+    (
+      (0, 0),
+      (pads[0][0], 4 * th + 4 - h - pads[0][0]),
+      (pads[1][0], 4 * tw + 4 - w - pads[1][0]),
+      (0, 0),
+    ),
+  )
   xp = xp.reshape(b, th + 1, 4, tw + 1, 4, c)
-  tiles = _separable(_BT, [xp[:, r // 4:r // 4 + th, r % 4] for r in range(6)],
-                     lambda row: [row[:, :, s // 4:s // 4 + tw, s % 4] for s in range(6)])
+  tiles = _separable(
+    _BT,
+    [xp[:, r // 4 : r // 4 + th, r % 4] for r in range(6)],
+    lambda row: [row[:, :, s // 4 : s // 4 + tw, s % 4] for s in range(6)],
+  )
   return jnp.stack(tiles).reshape(36, b * th * tw, c)
 
 
@@ -166,8 +208,9 @@ def _winograd_output_grad(g, th: int, tw: int) -> jnp.ndarray:
   b, oh, ow, c = g.shape
   g = jnp.pad(g, ((0, 0), (0, 4 * th - oh), (0, 4 * tw - ow), (0, 0)))
   g = g.reshape(b, th, 4, tw, 4, c)
-  tiles = _separable(_AT.T, [g[:, :, p] for p in range(4)],
-                     lambda row: [row[:, :, :, q] for q in range(4)])
+  tiles = _separable(
+    _AT.T, [g[:, :, p] for p in range(4)], lambda row: [row[:, :, :, q] for q in range(4)]
+  )
   return jnp.stack(tiles).reshape(36, b * th * tw, c)
 
 
@@ -181,8 +224,9 @@ def _winograd_conv(x, kernel, pads: Pads):
   m = lax.dot_general(_winograd_input(x, pads), u, (((2,), (1,)), ((0,), (0,))))
   m = m.reshape(6, 6, b, th, tw, -1)
   outs = _separable(_AT, [m[i] for i in range(6)], lambda row: [row[j] for j in range(6)])
-  out = jnp.stack([jnp.stack(outs[4 * p:4 * p + 4], axis=3) for p in range(4)],
-                  axis=2)  # (B, th, 4, tw, 4, out)
+  out = jnp.stack(
+    [jnp.stack(outs[4 * p : 4 * p + 4], axis=3) for p in range(4)], axis=2
+  )  # (B, th, 4, tw, 4, out)
   return out.reshape(b, 4 * th, 4 * tw, -1)[:, :oh, :ow]
 
 
@@ -194,11 +238,13 @@ def _winograd_bwd(pads, residuals, g):
   """The input gradient is again a 3 x 3 convolution (flipped kernel, in and out swapped) by
   F(4x4, 3x3); the kernel's is the 36 products' transposes, G^T (V^T dM) G."""
   x, kernel = residuals
-  dx = _winograd_conv(g, jnp.flip(kernel, (0, 1)).swapaxes(2, 3),
-                      tuple((2 - lo, 2 - hi) for lo, hi in pads))
+  dx = _winograd_conv(
+    g, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), tuple((2 - lo, 2 - hi) for lo, hi in pads)
+  )
   _, _, th, tw = _winograd_sizes(x, pads)
-  du = lax.dot_general(_winograd_input(x, pads), _winograd_output_grad(g, th, tw),
-                       (((1,), (1,)), ((0,), (0,))))  # (36, in, out)
+  du = lax.dot_general(
+    _winograd_input(x, pads), _winograd_output_grad(g, th, tw), (((1,), (1,)), ((0,), (0,)))
+  )  # (36, in, out)
   dk = jnp.einsum('ik,jl,ijco->klco', _G, _G, du.reshape(6, 6, *du.shape[1:]))
   return dx, dk
 
@@ -217,13 +263,19 @@ def transposed_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, pads: Pads
   outputs are interleaved. Falls back to the dilated form when the output size is not a
   multiple of the stride.
   """
-  sizes = [(n - 1) * stride + 1 + lo + hi - k + 1
-           for n, (lo, hi), k in zip(x.shape[1:3], pads, kernel.shape[:2])]
+  sizes = [
+    (n - 1) * stride + 1 + lo + hi - k + 1
+    for n, (lo, hi), k in zip(x.shape[1:3], pads, kernel.shape[:2])
+  ]
   if stride == 1 or any(n % stride for n in sizes):
-    return lax.conv_transpose(x, kernel, (stride, stride), pads, dimension_numbers=_NHWC,
-                              transpose_kernel=True)
-  if (x.shape[1] * x.shape[2] <= 64 and kernel.shape[0] == kernel.shape[1]
-      and kernel.shape[0] % stride == 0):
+    return lax.conv_transpose(
+      x, kernel, (stride, stride), pads, dimension_numbers=_NHWC, transpose_kernel=True
+    )
+  if (
+    x.shape[1] * x.shape[2] <= 64
+    and kernel.shape[0] == kernel.shape[1]
+    and kernel.shape[0] % stride == 0
+  ):
     return _overlap_add_conv_transpose(x, kernel, stride, pads, sizes)
   # Over the dilated input the conv kernel is the flipped one, in and out channels swapped;
   # output phase p meets data only at the taps t = t0, t0 + s, ... with t0 = (lo - p) mod s.
@@ -233,14 +285,15 @@ def transposed_conv(x: jnp.ndarray, kernel: jnp.ndarray, stride: int, pads: Pads
     cols = []
     for px in range(stride):
       taps, sub_pads = [], []
-      for phase, size, total, (lo, _), k in zip((py, px), x.shape[1:3], sizes, pads,
-                                                kernel.shape[:2]):
+      for phase, size, total, (lo, _), k in zip(
+        (py, px), x.shape[1:3], sizes, pads, kernel.shape[:2]
+      ):
         t0 = (lo - phase) % stride
         before = (lo - phase - t0) // stride  # zero rows of x read before its first row
         length = len(range(t0, k, stride))
         taps.append(t0)
         sub_pads.append((before, total // stride - size - before + length - 1))
-      sub = flipped[taps[0]::stride, taps[1]::stride]
+      sub = flipped[taps[0] :: stride, taps[1] :: stride]
       cols.append(conv2d(x, sub, 1, tuple(sub_pads)))
     rows.append(jnp.stack(cols, axis=3))  # (B, n_h, n_w, phase_x, C)
   out = jnp.stack(rows, axis=2)  # (B, n_h, phase_y, n_w, phase_x, C)
@@ -255,18 +308,26 @@ def _overlap_add_conv_transpose(x, kernel, stride: int, pads, sizes):
   b, h, w, _ = x.shape
   k, out = kernel.shape[0], kernel.shape[2]
   q = k // stride  # kernel rows per output phase
-  cols = lax.dot_general(x.reshape(b * h * w, -1), kernel.reshape(k * k * out, -1),
-                         (((1,), (1,)), ((), ())))
+  cols = lax.dot_general(
+    x.reshape(b * h * w, -1), kernel.reshape(k * k * out, -1), (((1,), (1,)), ((), ()))
+  )
   cols = cols.reshape(b, h, w, q, stride, q, stride, out)  # tap (ky, kx) = (qy s + ry, qx s + rx)
   canvas = 0.0
   for qy in range(q):
     for qx in range(q):
       block = cols[:, :, :, qy, :, qx].transpose(0, 1, 3, 2, 4, 5)  # (B, H, ry, W, rx, out)
-      canvas = canvas + jnp.pad(block, ((0, 0), (qy, q - 1 - qy), (0, 0), (qx, q - 1 - qx),
-                                        (0, 0), (0, 0)))
+      canvas = canvas + jnp.pad(
+        block, ((0, 0), (qy, q - 1 - qy), (0, 0), (qx, q - 1 - qx), (0, 0), (0, 0))
+      )
   canvas = canvas.reshape(b, (h + q - 1) * stride, (w + q - 1) * stride, out)
   # Output row r is canvas row r + k - 1 - before; rows past the canvas no tap reaches: 0.
   starts = [k - 1 - lo for lo, _ in pads]
-  canvas = jnp.pad(canvas, ((0, 0), *[(0, max(0, st + n - c)) for st, n, c in
-                                      zip(starts, sizes, canvas.shape[1:3])], (0, 0)))
-  return canvas[:, starts[0]:starts[0] + sizes[0], starts[1]:starts[1] + sizes[1]]
+  canvas = jnp.pad(
+    canvas,
+    (
+      (0, 0),
+      *[(0, max(0, st + n - c)) for st, n, c in zip(starts, sizes, canvas.shape[1:3])],
+      (0, 0),
+    ),
+  )
+  return canvas[:, starts[0] : starts[0] + sizes[0], starts[1] : starts[1] + sizes[1]]

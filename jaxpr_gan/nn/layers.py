@@ -4,6 +4,7 @@ Padding is explicit so that every layer has the output size of its PyTorch origi
 convolutions run through `jaxpr_gan.nn.conv`, which picks XLA's own or the CPU fast path; the
 parameters (names, shapes, initialisers: flax.linen.Conv's) are the same either way.
 """
+
 from typing import Any
 
 import flax.linen as nn
@@ -43,6 +44,7 @@ def _add_bias(module: nn.Module, y: jnp.ndarray) -> jnp.ndarray:
 class Conv(nn.Module):
   """`torch.nn.Conv2d` in NHWC with symmetric padding; parameters as `flax.linen.Conv`'s
   (kernel (k, k, in, features), bias; same names and initialisers), computed by `conv.conv2d`."""
+
   features: int
   kernel_size: int
   stride: int = 1
@@ -53,14 +55,22 @@ class Conv(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     k = self.kernel_size
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (k, k, x.shape[-1], self.features), jnp.float32)
+    kernel = self.param(
+      'kernel', nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features), jnp.float32
+    )
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     return _add_bias(self, conv_lib.conv2d(x, kernel, self.stride, self.padding))
 
 
-def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, use_bias: bool = True,
-         dtype: Dtype = jnp.float32, name: str | None = None) -> Conv:
+def conv(
+  features: int,
+  kernel: int,
+  stride: int = 1,
+  padding: int = 0,
+  use_bias: bool = True,
+  dtype: Dtype = jnp.float32,
+  name: str | None = None,
+) -> Conv:
   """`torch.nn.Conv2d(in, features, kernel, stride, padding, bias=use_bias)` in NHWC."""
   return Conv(features, kernel, stride, padding, use_bias=use_bias, dtype=dtype, name=name)
 
@@ -69,6 +79,7 @@ class ConvTranspose(nn.Module):
   """`torch.nn.ConvTranspose2d` in NHWC, with explicit (before, after) padding of the dilated
   input; parameters as `flax.linen.ConvTranspose(transpose_kernel=True)`'s: kernel
   (k, k, features, in), bias (features,), same names and initialisers."""
+
   features: int
   kernel_size: int
   stride: int
@@ -79,30 +90,45 @@ class ConvTranspose(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     k = self.kernel_size
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (k, k, self.features, x.shape[-1]), jnp.float32)
-    y = conv_lib.transposed_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.stride,
-                                 tuple(self.padding))
+    kernel = self.param(
+      'kernel', nn.initializers.lecun_normal(), (k, k, self.features, x.shape[-1]), jnp.float32
+    )
+    y = conv_lib.transposed_conv(
+      x.astype(self.dtype), kernel.astype(self.dtype), self.stride, tuple(self.padding)
+    )
     return _add_bias(self, y)
 
 
-def conv_transpose(features: int, kernel: int, stride: int, padding: int, use_bias: bool = True,
-                   dtype: Dtype = jnp.float32, name: str | None = None) -> ConvTranspose:
-  """`torch.nn.ConvTranspose2d(in, features, kernel, stride, padding)`: output = (H - 1) * s - 2p + k."""
+def conv_transpose(
+  features: int,
+  kernel: int,
+  stride: int,
+  padding: int,
+  use_bias: bool = True,
+  dtype: Dtype = jnp.float32,
+  name: str | None = None,
+) -> ConvTranspose:
+  """`torch.nn.ConvTranspose2d(in, features, kernel, stride, padding)`: output
+  (H - 1) * s - 2p + k."""
   pad = kernel - 1 - padding
-  return ConvTranspose(features, kernel, stride, (pad, pad), use_bias=use_bias, dtype=dtype,
-                       name=name)
+  return ConvTranspose(
+    features, kernel, stride, (pad, pad), use_bias=use_bias, dtype=dtype, name=name
+  )
 
 
-def instance_norm(affine: bool = True, dtype: Dtype = jnp.float32,
-                  name: str | None = None) -> nn.InstanceNorm:
-  """Per-sample, per-channel normalisation (statistics of the instance, in training and test alike)."""
-  return nn.InstanceNorm(epsilon=1e-5, use_scale=affine, use_bias=affine, dtype=dtype,
-                         param_dtype=jnp.float32, name=name)
+def instance_norm(
+  affine: bool = True, dtype: Dtype = jnp.float32, name: str | None = None
+) -> nn.InstanceNorm:
+  """Per-sample, per-channel normalisation (statistics of the instance, in training and test
+  alike)."""
+  return nn.InstanceNorm(
+    epsilon=1e-5, use_scale=affine, use_bias=affine, dtype=dtype, param_dtype=jnp.float32, name=name
+  )
 
 
 class ResidualBlock(nn.Module):
   """x + IN(conv3x3(relu(IN(conv3x3(x))))) with bias-free convolutions (StarGAN's ResidualBlock)."""
+
   features: int
   dtype: Dtype = jnp.float32
 
@@ -130,6 +156,7 @@ class AdaIN(nn.Module):
   on IN(x). The Dense ('fc') returns gamma in its first `features` outputs and beta in the rest,
   as `torch.chunk` splits the official `fc` output.
   """
+
   features: int
   dtype: Dtype = jnp.float32
 
@@ -137,7 +164,8 @@ class AdaIN(nn.Module):
   def __call__(self, x: jnp.ndarray, code: jnp.ndarray) -> jnp.ndarray:
     if x.shape[-1] != self.features:
       raise ValueError(f'AdaIN({self.features}) got {x.shape[-1]} channels.')
-    h = nn.Dense(2 * self.features, dtype=self.dtype, param_dtype=jnp.float32,
-                 name='fc')(code.astype(self.dtype))
-    gamma, beta = h[:, None, None, :self.features], h[:, None, None, self.features:]
+    h = nn.Dense(2 * self.features, dtype=self.dtype, param_dtype=jnp.float32, name='fc')(
+      code.astype(self.dtype)
+    )
+    gamma, beta = h[:, None, None, : self.features], h[:, None, None, self.features :]
     return (1 + gamma) * instance_norm(affine=False, dtype=self.dtype)(x) + beta

@@ -18,8 +18,9 @@ A new kind is registered once, where it is written (docs/extending.md):
 or, outside the modules the library imports, defined as a `Kind` and named by its dotted path
 ('my_package.my_losses.MY_LOSS').
 """
+
+from collections.abc import Callable
 import dataclasses
-from typing import Callable
 
 import jax
 from jax import lax
@@ -35,6 +36,7 @@ LossFn = Callable[..., jnp.ndarray]
 class Kind:
   """critic(real_logits, fake_logits) -> D's loss; generator(fake_logits) -> G's loss;
   `gradient_penalty`: whether lambda_gp weighs WGAN-GP's penalty on interpolates."""
+
   critic: LossFn
   generator: LossFn
   gradient_penalty: bool = False
@@ -61,16 +63,21 @@ def get(name: str) -> Kind:
   if '.' in name:
     kind = run_config.named_object(name, 'config.loss.adversarial')
     if not isinstance(kind, Kind):
-      raise ValueError(f'config.loss.adversarial {name!r} names a {type(kind).__name__}, not an '
-                       'objectives.adversarial.Kind')
+      raise ValueError(
+        f'config.loss.adversarial {name!r} names a {type(kind).__name__}, not an '
+        'objectives.adversarial.Kind'
+      )
     return kind
-  raise ValueError(f'unknown adversarial loss {name!r}; use one of {kinds()}, register it with '
-                   'jaxpr_gan.objectives.adversarial.register, or name a Kind by its dotted path')
+  raise ValueError(
+    f'unknown adversarial loss {name!r}; use one of {kinds()}, register it with '
+    'jaxpr_gan.objectives.adversarial.register, or name a Kind by its dotted path'
+  )
 
 
 def _bce_critic(real_logits, fake_logits):
-  return (losses.binary_cross_entropy(real_logits, 1.0)
-          + losses.binary_cross_entropy(fake_logits, 0.0))
+  return losses.binary_cross_entropy(real_logits, 1.0) + losses.binary_cross_entropy(
+    fake_logits, 0.0
+  )
 
 
 def _bce_generator(fake_logits):
@@ -95,13 +102,22 @@ register('lsgan', _lsgan_critic, _lsgan_generator)
 @dataclasses.dataclass(frozen=True)
 class Adversarial:
   """A kind with its penalties' weights; pure methods."""
+
   kind: str = 'wgan_gp'
   lambda_gp: float = 10.0
   lambda_r1: float = 0.0
   r1_every: int = 1
 
-  def critic_loss(self, critic: Callable, real: jnp.ndarray, fake: jnp.ndarray,
-                  real_logits: jnp.ndarray, fake_logits: jnp.ndarray, rng: jax.Array, step):
+  def critic_loss(
+    self,
+    critic: Callable,
+    real: jnp.ndarray,
+    fake: jnp.ndarray,
+    real_logits: jnp.ndarray,
+    fake_logits: jnp.ndarray,
+    rng: jax.Array,
+    step,
+  ):
     """-> (D's adversarial term, its weighted penalty or None, {'gp' | 'r1': unweighted}).
 
     `critic` maps images to the logits the kind reads (its gradient gives the penalties);
@@ -123,9 +139,11 @@ class Adversarial:
   def _r1(self, critic: Callable, real: jnp.ndarray, step) -> jnp.ndarray:
     if self.r1_every <= 1:
       return losses.r1_penalty(critic, real)
-    return lax.cond(jnp.asarray(step) % self.r1_every == 0,
-                    lambda: losses.r1_penalty(critic, real),
-                    lambda: jnp.zeros((), jnp.float32))
+    return lax.cond(
+      jnp.asarray(step) % self.r1_every == 0,
+      lambda: losses.r1_penalty(critic, real),
+      lambda: jnp.zeros((), jnp.float32),
+    )
 
   def generator_loss(self, fake_logits: jnp.ndarray) -> jnp.ndarray:
     return get(self.kind).generator(fake_logits)

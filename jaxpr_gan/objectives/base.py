@@ -16,6 +16,7 @@ Objectives are frozen keyword-only dataclasses whose loss fields are the keys of
 `config.loss` (the registry builds them with `**config.loss`); the adversarial fields below are
 shared by every family (`objectives.adversarial`).
 """
+
 import dataclasses
 from typing import Any
 
@@ -27,6 +28,7 @@ Params = Any
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Objective:
   """Defaults: the batch is labelled faces, and there is no extra state."""
+
   adversarial: str = 'wgan_gp'  # a kind of objectives.adversarial
   lambda_gp: float = 10.0  # WGAN-GP's gradient penalty ('wgan_gp' only)
   lambda_r1: float = 0.0  # R1 penalty on real images (any kind); 0: none
@@ -37,8 +39,9 @@ class Objective:
 
   @property
   def adv(self) -> adversarial_lib.Adversarial:
-    return adversarial_lib.Adversarial(self.adversarial, self.lambda_gp, self.lambda_r1,
-                                       self.r1_every)
+    return adversarial_lib.Adversarial(
+      self.adversarial, self.lambda_gp, self.lambda_r1, self.r1_every
+    )
 
   def init_aux(self, image_size: int) -> Any:
     del image_size

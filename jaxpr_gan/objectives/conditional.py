@@ -5,6 +5,7 @@ D: adversarial (WGAN-GP in StarGAN's code; `loss.adversarial`) + expression clas
 G: adversarial + classification of the translated face + L1 reconstruction after translating back.
 Weights come from `config.loss`; the networks are any G(x, c) and D(x) -> (src, cls, ...).
 """
+
 import dataclasses
 from typing import Any
 
@@ -22,6 +23,7 @@ Params = Any
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ConditionalGAN(Objective):
   """Networks and loss weights of a StarGAN-style model; all methods are pure."""
+
   generator: nn.Module
   discriminator: nn.Module
   num_classes: int
@@ -32,16 +34,19 @@ class ConditionalGAN(Objective):
     g_rng, d_rng = jax.random.split(rng)
     x = to_float(images)
     c = jnp.zeros((x.shape[0], self.num_classes), jnp.float32)
-    return {'g': self.generator.init(g_rng, x, c)['params'],
-            'd': self.discriminator.init(d_rng, x)['params']}
+    return {
+      'g': self.generator.init(g_rng, x, c)['params'],
+      'd': self.discriminator.init(d_rng, x)['params'],
+    }
 
   def condition(self, target: jnp.ndarray, rho: jnp.ndarray | None = None) -> jnp.ndarray:
     """The generator's conditioning vector for integer target classes: one-hot c."""
     del rho  # no intensity in this family; see objectives/intensity.py
     return jax.nn.one_hot(target, self.num_classes)
 
-  def translate(self, g_params: Params, x: jnp.ndarray, target: jnp.ndarray,
-                rho: jnp.ndarray | None = None) -> jnp.ndarray:
+  def translate(
+    self, g_params: Params, x: jnp.ndarray, target: jnp.ndarray, rho: jnp.ndarray | None = None
+  ) -> jnp.ndarray:
     """Float images in [-1, 1] and integer target classes (intensities rho) -> images."""
     return self.generator.apply({'params': g_params}, x, self.condition(target, rho))
 
@@ -71,8 +76,9 @@ class ConditionalGAN(Objective):
     del fake_out, targets, rho, for_generator
     return 0.0, {}
 
-  def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
-             rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  def d_loss(
+    self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray], rng: jax.Array, step=0
+  ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     perm_rng, alpha_rng = jax.random.split(rng)
     x = to_float(batch['image'])
     labels = batch['label']
@@ -81,8 +87,9 @@ class ConditionalGAN(Objective):
     real_src, real_cls, *_ = self._discriminate(d_params, x)
     fake_out = self._discriminate(d_params, fake)
     critic = lambda z: self._discriminate(d_params, z)[0]
-    adv, penalty, adv_metrics = self.adv.critic_loss(critic, x, fake, real_src, fake_out[0],
-                                                     alpha_rng, step)
+    adv, penalty, adv_metrics = self.adv.critic_loss(
+      critic, x, fake, real_src, fake_out[0], alpha_rng, step
+    )
     cls = losses.softmax_cross_entropy(real_cls, labels)
     extra, extra_metrics = self._code_terms(fake_out, targets, rho, for_generator=False)
     total = adv + self.lambda_cls * cls
@@ -90,11 +97,18 @@ class ConditionalGAN(Objective):
       total = total + penalty
     total = total + extra
     acc = jnp.mean(jnp.argmax(real_cls, -1) == labels)
-    return total, {'D/loss': total, 'D/adv': adv, 'D/cls': cls, 'D/cls_acc': acc,
-                   **{f'D/{k}': v for k, v in adv_metrics.items()}, **extra_metrics}
+    return total, {
+      'D/loss': total,
+      'D/adv': adv,
+      'D/cls': cls,
+      'D/cls_acc': acc,
+      **{f'D/{k}': v for k, v in adv_metrics.items()},
+      **extra_metrics,
+    }
 
-  def g_loss(self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray],
-             rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  def g_loss(
+    self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray], rng: jax.Array, step=0
+  ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     del step
     x = to_float(batch['image'])
     labels = batch['label']
@@ -109,8 +123,10 @@ class ConditionalGAN(Objective):
       rec = self.generator.apply({'params': g_params}, fake, back)
       metrics['G/rec'] = losses.l1(rec, x)
       total += self.lambda_rec * metrics['G/rec']
-    for terms in (self._code_terms(fake_out, targets, rho, for_generator=True),
-                  self._image_terms(batch, x, fake)):
+    for terms in (
+      self._code_terms(fake_out, targets, rho, for_generator=True),
+      self._image_terms(batch, x, fake),
+    ):
       total += terms[0]
       metrics.update(terms[1])
     return total, {'G/loss': total, **metrics}

@@ -9,6 +9,7 @@ state's `aux`, so the compiled step takes them as an argument (not as constants 
 program), they are replicated like the rest, and checkpoints carry them, so a resumed run, or
 one moved to another machine, keeps the network it started with.
 """
+
 import dataclasses
 import os
 from typing import Any
@@ -18,9 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpr_gan import errors
 from jaxpr_gan import files
-from jaxpr_gan.objectives import losses
 from jaxpr_gan.models import vgg
+from jaxpr_gan.objectives import losses
 from jaxpr_gan.objectives.conditional import ConditionalGAN
 
 # 'vgg19': ImageNet weights from the file at config.loss.vgg19_weights.
@@ -30,13 +32,14 @@ FEATURE_NETWORKS = ('vgg19', 'vgg19_random')
 WEIGHTS_KEY = 'config.loss.vgg19_weights'
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(errors.NotFound):
   """The contextual loss needs VGG19 weights that were not given."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ContextualGAN(ConditionalGAN):
   """ConditionalGAN with a contextual loss between VGG19 features of G(x, c) and x."""
+
   lambda_cx: float = 0.1
   cx_layers: tuple[str, ...] = ('relu3_2', 'relu4_2')
   cx_bandwidth: float = 0.5
@@ -63,27 +66,40 @@ class ContextualGAN(ConditionalGAN):
     """Reads the VGG19 weights file for a fresh run; -> (aux, what the loss uses)."""
     if not self.lambda_cx:
       return aux, {'contextual_loss': None}
-    record = {'network': self.cx_network, 'layers': list(self.cx_layers),
-              'bandwidth': self.cx_bandwidth}
+    record = {
+      'network': self.cx_network,
+      'layers': list(self.cx_layers),
+      'bandwidth': self.cx_bandwidth,
+    }
     if self.cx_network == 'vgg19_random':
       return aux, {'contextual_loss': dict(record, weights=f'random (seed {self.seed})')}
     if not self.vgg19_weights or not os.path.isfile(self.vgg19_weights):
       given = f'{self.vgg19_weights!r} does not exist' if self.vgg19_weights else 'is empty'
       raise MissingWeightsError(
-          f'{WEIGHTS_KEY} {given}: the contextual loss needs ImageNet VGG19 weights. Set '
-          f'--{WEIGHTS_KEY[7:]}=/path/to/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 '
-          '(Keras) or /path/to/vgg19.pth (torchvision state dict); nothing is downloaded. Or '
-          "choose --config.loss.cx_network=vgg19_random (random features), or "
-          '--config.loss.lambda_cx=0.')
+        f'{WEIGHTS_KEY} {given}: the contextual loss needs ImageNet VGG19 weights. Set '
+        f'--{WEIGHTS_KEY[7:]}=/path/to/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 '
+        '(Keras) or /path/to/vgg19.pth (torchvision state dict); nothing is downloaded. Or '
+        'choose --config.loss.cx_network=vgg19_random (random features), or '
+        '--config.loss.lambda_cx=0.'
+      )
     params, kind = vgg.load_weights(self.vgg19_weights, vgg.convs_needed(self.cx_layers))
     if kind != self.preprocessing:
-      raise ValueError(f'{self.vgg19_weights} expects {kind!r} preprocessing but the objective '
-                       f'was built for {self.preprocessing!r}')
+      raise ValueError(
+        f'{self.vgg19_weights} expects {kind!r} preprocessing but the objective '
+        f'was built for {self.preprocessing!r}'
+      )
     current = aux['features']
-    loaded = {name: {k: jax.device_put(np.asarray(v), current[name][k].sharding)
-                     for k, v in params[name].items()} for name in current}
-    record.update(weights=os.path.abspath(self.vgg19_weights),
-                  sha256=files.sha256(self.vgg19_weights), preprocessing=kind)
+    loaded = {
+      name: {
+        k: jax.device_put(np.asarray(v), current[name][k].sharding) for k, v in params[name].items()
+      }
+      for name in current
+    }
+    record.update(
+      weights=os.path.abspath(self.vgg19_weights),
+      sha256=files.sha256(self.vgg19_weights),
+      preprocessing=kind,
+    )
     return dict(aux, features=loaded), {'contextual_loss': record}
 
   def g_inputs(self, aux, batch: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:

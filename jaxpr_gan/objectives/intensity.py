@@ -13,13 +13,14 @@ Eq. 8 lists L_info alone; the rho-hat head is trained with it (same weight), as 
 D's objective would fit it. `rec_code='label'` reconstructs with the source one-hot label instead
 of D_cor(x) (StarGAN's choice), an option for data whose intensities are all 1.
 """
+
 import dataclasses
 
 import jax
 import jax.numpy as jnp
 
-from jaxpr_gan.objectives import losses
 from jaxpr_gan.objectives import conditional
+from jaxpr_gan.objectives import losses
 
 REC_CODES = ('d_cor', 'label')
 
@@ -27,6 +28,7 @@ REC_CODES = ('d_cor', 'label')
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IntensityGAN(conditional.ConditionalGAN):
   """ConditionalGAN with the code z = c * rho and D's code and intensity heads."""
+
   lambda_info_g: float = 1.0
   lambda_info_d: float = 1.0
   lambda_rho: float = 1.0
@@ -58,6 +60,8 @@ class IntensityGAN(conditional.ConditionalGAN):
     info = losses.squared_l2(cor, self.condition(targets, rho))
     rho_loss = losses.mse(rho_hat, rho)
     if for_generator:
-      return (self.lambda_info_g * info + self.lambda_rho * rho_loss,
-              {'G/info': info, 'G/rho': rho_loss})
+      return (
+        self.lambda_info_g * info + self.lambda_rho * rho_loss,
+        {'G/info': info, 'G/rho': rho_loss},
+      )
     return self.lambda_info_d * (info + rho_loss), {'D/info': info, 'D/rho': rho_loss}

@@ -3,7 +3,8 @@
 Every function reduces to a scalar float32 mean over the batch, so losses are comparable across
 batch sizes and device counts.
 """
-from typing import Callable
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +21,12 @@ def wgan_generator(fake_logits: jnp.ndarray) -> jnp.ndarray:
   return -jnp.mean(fake_logits)
 
 
-def gradient_penalty(critic: Callable[[jnp.ndarray], jnp.ndarray], real: jnp.ndarray,
-                     fake: jnp.ndarray, alpha: jnp.ndarray) -> jnp.ndarray:
+def gradient_penalty(
+  critic: Callable[[jnp.ndarray], jnp.ndarray],
+  real: jnp.ndarray,
+  fake: jnp.ndarray,
+  alpha: jnp.ndarray,
+) -> jnp.ndarray:
   """WGAN-GP (Gulrajani et al.): E[(||grad_x D(x_hat)||_2 - 1)^2] on x_hat = a*real + (1-a)*fake.
 
   `critic` maps images to logits of any shape; as in StarGAN the gradient is that of their sum,
@@ -72,14 +77,17 @@ def least_squares(logits: jnp.ndarray, target: float) -> jnp.ndarray:
 
 def hinge_critic(real_logits: jnp.ndarray, fake_logits: jnp.ndarray) -> jnp.ndarray:
   """Hinge loss of the critic (Lim & Ye 2017): E[relu(1 - D(real))] + E[relu(1 + D(fake))]."""
-  return (jnp.mean(jax.nn.relu(1.0 - real_logits.astype(jnp.float32)))
-          + jnp.mean(jax.nn.relu(1.0 + fake_logits.astype(jnp.float32))))
+  return jnp.mean(jax.nn.relu(1.0 - real_logits.astype(jnp.float32))) + jnp.mean(
+    jax.nn.relu(1.0 + fake_logits.astype(jnp.float32))
+  )
 
 
 def logistic_critic(real_logits: jnp.ndarray, fake_logits: jnp.ndarray) -> jnp.ndarray:
-  """The logistic critic loss as StyleGAN2 writes it: E[softplus(-D(real))] + E[softplus(D(fake))]."""
-  return (jnp.mean(jax.nn.softplus(-real_logits.astype(jnp.float32)))
-          + jnp.mean(jax.nn.softplus(fake_logits.astype(jnp.float32))))
+  """The logistic critic loss as StyleGAN2 writes it:
+  E[softplus(-D(real))] + E[softplus(D(fake))]."""
+  return jnp.mean(jax.nn.softplus(-real_logits.astype(jnp.float32))) + jnp.mean(
+    jax.nn.softplus(fake_logits.astype(jnp.float32))
+  )
 
 
 def non_saturating_generator(fake_logits: jnp.ndarray) -> jnp.ndarray:
@@ -94,8 +102,9 @@ def r1_penalty(critic: Callable[[jnp.ndarray], jnp.ndarray], real: jnp.ndarray) 
   return 0.5 * jnp.mean(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1))
 
 
-def diversity(fake_1: jnp.ndarray, fake_2: jnp.ndarray,
-              weights: jnp.ndarray | None = None) -> jnp.ndarray:
+def diversity(
+  fake_1: jnp.ndarray, fake_2: jnp.ndarray, weights: jnp.ndarray | None = None
+) -> jnp.ndarray:
   """Diversity-sensitive term E[w * ||G(x, c1) - G(x, c2)||_1] (per-sample mean absolute
   difference, optionally weighted per sample); objectives subtract it to push outputs apart."""
   per_sample = jnp.mean(jnp.abs(fake_1 - fake_2).reshape(fake_1.shape[0], -1), axis=-1)
@@ -113,8 +122,9 @@ def ramp(step: jnp.ndarray, start: float, end: float, num_steps: int) -> jnp.nda
   return jnp.asarray(start + (end - start) * frac, jnp.float32)
 
 
-def contextual(x_features: jnp.ndarray, y_features: jnp.ndarray, bandwidth: float = 0.5,
-               eps: float = 1e-5) -> jnp.ndarray:
+def contextual(
+  x_features: jnp.ndarray, y_features: jnp.ndarray, bandwidth: float = 0.5, eps: float = 1e-5
+) -> jnp.ndarray:
   """Contextual loss (Mechrez et al. 2018), -log CX(X, Y), mean over the batch.
 
   X and Y are sets of feature vectors, (B, H, W, C) maps whose positions are forgotten: for each

@@ -16,6 +16,7 @@ run in every iteration:
 The weights marked (t) move linearly with the step (losses.ramp), as the paper's dynamic weights.
 params['g'] = {'generator', 'encoder'}: E is trained with G, by G's optimiser.
 """
+
 import dataclasses
 from typing import Any
 
@@ -34,6 +35,7 @@ NEUTRAL, EMOTIONAL = 0, 1
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TwoCycleGAN(Objective):
   """Encoder, generator and two-headed discriminator with 2CET-GAN's weights; pure methods."""
+
   generator: nn.Module
   encoder: nn.Module
   discriminator: nn.Module
@@ -57,9 +59,13 @@ class TwoCycleGAN(Objective):
     k = jax.random.split(rng, 3)
     code = jnp.zeros((x.shape[0], self.code_dim), jnp.float32)
     group = jnp.zeros((x.shape[0],), jnp.int32)
-    return {'g': {'generator': self.generator.init(k[0], x, code)['params'],
-                  'encoder': self.encoder.init(k[1], x)['params']},
-            'd': self.discriminator.init(k[2], x, group)['params']}
+    return {
+      'g': {
+        'generator': self.generator.init(k[0], x, code)['params'],
+        'encoder': self.encoder.init(k[1], x)['params'],
+      },
+      'd': self.discriminator.init(k[2], x, group)['params'],
+    }
 
   def encode(self, g_params: Params, x: jnp.ndarray) -> jnp.ndarray:
     """Expression codes of float faces in [-1, 1]."""
@@ -72,8 +78,13 @@ class TwoCycleGAN(Objective):
   def neutralize(self, g_params: Params, x: jnp.ndarray) -> jnp.ndarray:
     return self.generate(g_params, x, jnp.zeros((x.shape[0], self.code_dim), jnp.float32))
 
-  def transfer(self, g_params: Params, target: jnp.ndarray, reference: jnp.ndarray,
-               scale: float | jnp.ndarray = 1.0) -> jnp.ndarray:
+  def transfer(
+    self,
+    g_params: Params,
+    target: jnp.ndarray,
+    reference: jnp.ndarray,
+    scale: float | jnp.ndarray = 1.0,
+  ) -> jnp.ndarray:
     """The reference's expression (code scaled by `scale`) on a neutral target face."""
     code = self.encode(g_params, reference) * jnp.reshape(jnp.asarray(scale, jnp.float32), (-1, 1))
     return self.generate(g_params, target, code)
@@ -83,11 +94,13 @@ class TwoCycleGAN(Objective):
     return jax.random.uniform(rng, (n, self.code_dim), minval=lo, maxval=hi)
 
   def _judge(self, d_params: Params, x: jnp.ndarray, group: int) -> jnp.ndarray:
-    return self.discriminator.apply({'params': d_params}, x,
-                                    jnp.full((x.shape[0],), group, jnp.int32))
+    return self.discriminator.apply(
+      {'params': d_params}, x, jnp.full((x.shape[0],), group, jnp.int32)
+    )
 
-  def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
-             rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  def d_loss(
+    self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray], rng: jax.Array, step=0
+  ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     n, e = to_float(batch['image_a']), to_float(batch['image_b'])
     fake_e = jax.lax.stop_gradient(self.generate(g_params, n, self.random_code(rng, n.shape[0])))
     fake_n = jax.lax.stop_gradient(self.neutralize(g_params, e))
@@ -97,15 +110,22 @@ class TwoCycleGAN(Objective):
       fake_out = self._judge(d_params, fake, group)
       critic = lambda x, g=group: self._judge(d_params, x, g)
       adv, penalty, adv_metrics = self.adv.critic_loss(
-          critic, real, fake, real_out, fake_out, jax.random.fold_in(rng, 1 + group), step)
+        critic, real, fake, real_out, fake_out, jax.random.fold_in(rng, 1 + group), step
+      )
       total = total + adv if penalty is None else total + adv + penalty
       metrics.update({f'D/{k}_{name}': v for k, v in adv_metrics.items()})
-      metrics.update({f'D/adv_{name}': adv, f'D/real_{name}_acc': jnp.mean(real_out > 0),
-                      f'D/fake_{name}_acc': jnp.mean(fake_out < 0)})
+      metrics.update(
+        {
+          f'D/adv_{name}': adv,
+          f'D/real_{name}_acc': jnp.mean(real_out > 0),
+          f'D/fake_{name}_acc': jnp.mean(fake_out < 0),
+        }
+      )
     return total, dict(metrics, **{'D/loss': total})
 
-  def g_loss(self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray],
-             rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  def g_loss(
+    self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray], rng: jax.Array, step=0
+  ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     n, e = to_float(batch['image_a']), to_float(batch['image_b'])
     k1, k2 = jax.random.split(rng)
     # N -> E -> N
@@ -124,13 +144,29 @@ class TwoCycleGAN(Objective):
     fake_n = self.neutralize(g_params, e)
     adv_n = self.adv.generator_loss(self._judge(d_params, fake_n, NEUTRAL))
     cyc_e = losses.l1(self.generate(g_params, fake_n, self.encode(g_params, e)), e)
-    w_code, w_ds, w_cyc_e = (losses.ramp(step, *w) for w in
-                             (self.code_weight, self.ds_weight, self.cyc_e_weight))
-    total = (self.lambda_adv_e * adv_e + self.lambda_cyc_n * cyc_n + w_code * code - w_ds * ds
-             + self.lambda_adv_n * adv_n + w_cyc_e * cyc_e)
-    return total, {'G/loss': total, 'G/adv_e': adv_e, 'G/adv_n': adv_n, 'G/cycle_n': cyc_n,
-                   'G/cycle_e': cyc_e, 'G/code': code, 'G/diversity': ds,
-                   'G/lambda_code': w_code, 'G/lambda_ds': w_ds, 'G/lambda_cyc_e': w_cyc_e}
+    w_code, w_ds, w_cyc_e = (
+      losses.ramp(step, *w) for w in (self.code_weight, self.ds_weight, self.cyc_e_weight)
+    )
+    total = (
+      self.lambda_adv_e * adv_e
+      + self.lambda_cyc_n * cyc_n
+      + w_code * code
+      - w_ds * ds
+      + self.lambda_adv_n * adv_n
+      + w_cyc_e * cyc_e
+    )
+    return total, {
+      'G/loss': total,
+      'G/adv_e': adv_e,
+      'G/adv_n': adv_n,
+      'G/cycle_n': cyc_n,
+      'G/cycle_e': cyc_e,
+      'G/code': code,
+      'G/diversity': ds,
+      'G/lambda_code': w_code,
+      'G/lambda_ds': w_ds,
+      'G/lambda_cyc_e': w_cyc_e,
+    }
 
   def sample_cells(self, g_params: Params, batch: dict[str, jnp.ndarray]) -> jnp.ndarray:
     """Per row: neutral target, emotional reference, the reference neutralised, the transfer."""

@@ -11,6 +11,7 @@ D sees fakes through a history pool of `pool_size` images (TrainState.aux), as t
 code does. The step runs D before G, so D's fakes come from the same G as in the code (which
 updates G first), and G is scored by the just-updated D.
 """
+
 import dataclasses
 from typing import Any
 
@@ -30,6 +31,7 @@ DIRECTIONS = ('a2b', 'b2a')
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CycleGAN(Objective):
   """Two generators of one architecture and two discriminators of another; methods are pure."""
+
   generator: nn.Module
   discriminator: nn.Module
   adversarial: str = 'lsgan'
@@ -45,10 +47,16 @@ class CycleGAN(Objective):
     """Weights drawn as the CycleGAN code draws them: N(0, 0.02), zero biases."""
     x = to_float(images)
     k = jax.random.split(rng, 4)
-    shapes = {'g': {'a2b': self.generator.init(k[0], x)['params'],
-                    'b2a': self.generator.init(k[1], x)['params']},
-              'd': {'a': self.discriminator.init(k[2], x)['params'],
-                    'b': self.discriminator.init(k[3], x)['params']}}
+    shapes = {
+      'g': {
+        'a2b': self.generator.init(k[0], x)['params'],
+        'b2a': self.generator.init(k[1], x)['params'],
+      },
+      'd': {
+        'a': self.discriminator.init(k[2], x)['params'],
+        'b': self.discriminator.init(k[3], x)['params'],
+      },
+    }
     return cyclegan.official_init(shapes, jax.random.fold_in(rng, 1))
 
   def init_aux(self, image_size: int):
@@ -58,8 +66,9 @@ class CycleGAN(Objective):
   def _generate(self, g_params: Params, direction: str, x: jnp.ndarray, rng=None) -> jnp.ndarray:
     """Dropout (when the generator has it) is on in training (`rng` given), off otherwise."""
     rngs = {} if rng is None else {'dropout': rng}
-    return self.generator.apply({'params': g_params[direction]}, x, deterministic=rng is None,
-                                rngs=rngs)
+    return self.generator.apply(
+      {'params': g_params[direction]}, x, deterministic=rng is None, rngs=rngs
+    )
 
   def translate(self, g_params: Params, x: jnp.ndarray, direction: str = 'a2b') -> jnp.ndarray:
     """Float images in [-1, 1] of one domain -> the other ('a2b' or 'b2a')."""
@@ -80,8 +89,9 @@ class CycleGAN(Objective):
     pooled_b, pool_b = cyclegan.image_pool_query(aux['b'], fake_b, k[3])
     return dict(batch, fake_a=pooled_a, fake_b=pooled_b), {'a': pool_a, 'b': pool_b}
 
-  def d_loss(self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray],
-             rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  def d_loss(
+    self, d_params: Params, g_params: Params, batch: dict[str, jnp.ndarray], rng: jax.Array, step=0
+  ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     del g_params  # the fakes come from d_inputs
     metrics, total = {}, 0.0
     for i, domain in enumerate(('a', 'b')):
@@ -90,7 +100,8 @@ class CycleGAN(Objective):
       fake_out = self._judge(d_params, domain, fake)
       critic = lambda x, dom=domain: self._judge(d_params, dom, x)
       adv, penalty, adv_metrics = self.adv.critic_loss(
-          critic, real, fake, real_out, fake_out, jax.random.fold_in(rng, i), step)
+        critic, real, fake, real_out, fake_out, jax.random.fold_in(rng, i), step
+      )
       loss = 0.5 * adv
       total = total + loss if penalty is None else total + loss + penalty
       metrics.update({f'D/{k}_{domain}': v for k, v in adv_metrics.items()})
@@ -99,8 +110,9 @@ class CycleGAN(Objective):
       metrics[f'D/fake_{domain}_score'] = jnp.mean(fake_out)
     return total, dict(metrics, **{'D/loss': total})
 
-  def g_loss(self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray],
-             rng: jax.Array, step=0) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  def g_loss(
+    self, g_params: Params, d_params: Params, batch: dict[str, jnp.ndarray], rng: jax.Array, step=0
+  ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     del step
     k = jax.random.split(rng, 6)
     a, b = to_float(batch['image_a']), to_float(batch['image_b'])

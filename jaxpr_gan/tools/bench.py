@@ -17,6 +17,7 @@ Prints one table row and appends it, with the machine it ran on, to docs/benchma
 per worker for the synthetic faces and for a folder of JPEG files, and the headroom (pipeline
 images/s over training images/s, which should be 3 or more).
 """
+
 import functools
 import os
 import platform
@@ -30,17 +31,18 @@ import ml_collections
 import numpy as np
 
 from jaxpr_gan import registry
+from jaxpr_gan import tools
 from jaxpr_gan.training import state as state_lib
 from jaxpr_gan.training import steps as steps_lib
 
 # Dense peak FLOP/s by device kind (substring) and compute dtype, from the vendors' data sheets.
 PEAK_FLOPS = {
-    'H100': {'bfloat16': 989e12, 'float32': 67e12},  # SXM; float32 without TF32
-    'H200': {'bfloat16': 989e12, 'float32': 67e12},
-    'A100': {'bfloat16': 312e12, 'float32': 19.5e12},
-    'TPU v4': {'bfloat16': 275e12, 'float32': 275e12 / 4},
-    'TPU v5 lite': {'bfloat16': 197e12, 'float32': 197e12 / 4},
-    'TPU v5p': {'bfloat16': 459e12, 'float32': 459e12 / 4},
+  'H100': {'bfloat16': 989e12, 'float32': 67e12},  # SXM; float32 without TF32
+  'H200': {'bfloat16': 989e12, 'float32': 67e12},
+  'A100': {'bfloat16': 312e12, 'float32': 19.5e12},
+  'TPU v4': {'bfloat16': 275e12, 'float32': 275e12 / 4},
+  'TPU v5 lite': {'bfloat16': 197e12, 'float32': 197e12 / 4},
+  'TPU v5p': {'bfloat16': 459e12, 'float32': 459e12 / 4},
 }
 
 
@@ -84,6 +86,7 @@ def live_jaxpr(closed):
   input gradient a custom_vjp returns for a network's first layer."""
   try:
     from jax._src.interpreters import partial_eval as pe  # pylint: disable=g-import-not-at-top
+
     return pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))[0]
   except (ImportError, AttributeError):  # a JAX without it: count everything
     return closed
@@ -95,7 +98,7 @@ def _cpu_peak_flops(n: int = 1024, repeats: int = 5) -> float:
   f = jax.jit(lambda x: x @ x)
   f(a).block_until_ready()
   best = min(_timed(f, a) for _ in range(repeats))
-  return 2.0 * n ** 3 / best
+  return 2.0 * n**3 / best
 
 
 def _timed(fn, *args) -> float:
@@ -113,8 +116,10 @@ def machine() -> str:
   except (OSError, StopIteration):
     pass
   dev = jax.devices()
-  return (f'{len(dev)} x {dev[0].device_kind} ({dev[0].platform}); CPU {cpu}, '
-          f'{os.cpu_count()} cores; jax {jax.__version__}')
+  return (
+    f'{len(dev)} x {dev[0].device_kind} ({dev[0].platform}); CPU {cpu}, '
+    f'{os.cpu_count()} cores; jax {jax.__version__}'
+  )
 
 
 def _batch(objective, config) -> dict:
@@ -137,10 +142,14 @@ def step_runners(config: ml_collections.ConfigDict, num_classes: int = 5):
   config = registry.complete(config)
   objective = registry.build(config, num_classes)
   abstract = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
-  d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(objective, config,
-                                                                           mesh, abstract)
-  carry = {'state': jax.jit(functools.partial(state_lib.init_state, objective, config),
-                            out_shardings=state_sharding)()}
+  d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(
+    objective, config, mesh, abstract
+  )
+  carry = {
+    'state': jax.jit(
+      functools.partial(state_lib.init_state, objective, config), out_shardings=state_sharding
+    )()
+  }
   batch = {k: jax.device_put(v, batch_sharding[k]) for k, v in _batch(objective, config).items()}
   rng = jax.random.PRNGKey(1)
   figures, runners = {}, {}
@@ -153,18 +162,23 @@ def step_runners(config: ml_collections.ConfigDict, num_classes: int = 5):
     # XLA counts the program of one device; every device of the mesh runs it.
     per_device = float(cost.get('flops', float('nan'))) if cost else float('nan')
     figures[f'{name}_flops_xla'] = per_device * mesh.devices.size
-    figures[f'{name}_flops'] = count_flops(live_jaxpr(step.trace(carry['state'], batch,
-                                                                 rng).jaxpr))
+    figures[f'{name}_flops'] = count_flops(live_jaxpr(step.trace(carry['state'], batch, rng).jaxpr))
 
     def call(compiled=compiled):
       carry['state'], metrics = compiled(carry['state'], batch, rng)
       jax.block_until_ready((carry['state'], metrics))
+
     runners[name] = call
   return runners, figures
 
 
-def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10,
-        warmup: int = 2, trace_dir: str = '') -> dict:
+def run(
+  config: ml_collections.ConfigDict,
+  num_classes: int = 5,
+  steps: int = 10,
+  warmup: int = 2,
+  trace_dir: str = '',
+) -> dict:
   """Measures the config's steps (see the module docstring); -> the figures. With `trace_dir`,
   the timed calls also go into a jax.profiler trace there (TensorBoard's profile plugin or
   Perfetto read it)."""
@@ -206,11 +220,17 @@ def run(config: ml_collections.ConfigDict, num_classes: int = 5, steps: int = 10
   return figures
 
 
-def pipeline_throughput(config: ml_collections.ConfigDict, source, num_workers: int,
-                        num_batches: int = 20, warmup: int = 3) -> float:
+def pipeline_throughput(
+  config: ml_collections.ConfigDict,
+  source,
+  num_workers: int,
+  num_batches: int = 20,
+  warmup: int = 3,
+) -> float:
   """Training images/s that the grain pipeline delivers (decode, crop, resize, flip, batch) with
   `num_workers` worker processes (0: in this process)."""
   from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+
   config = ml_collections.ConfigDict(config.to_dict())
   config.data.num_workers = num_workers
   it = iter(pipeline.create_train_dataset(config, source))
@@ -226,15 +246,22 @@ def jpeg_folder(root: str, config: ml_collections.ConfigDict, count: int = 200) 
   """Writes `count` synthetic faces as JPEG files in root/<class>/ at twice the model's size
   (so that decoding also resizes), as a folder source reads them; -> root."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   from input_pipeline import synthetic  # pylint: disable=g-import-not-at-top
-  faces = synthetic.SyntheticFaces(split='train', size=2 * config.data.image_size,
-                                   num_classes=config.data.num_classes, style=config.data.style)
+
+  faces = synthetic.SyntheticFaces(
+    split='train',
+    size=2 * config.data.image_size,
+    num_classes=config.data.num_classes,
+    style=config.data.style,
+  )
   for i in range(min(count, len(faces))):
     example = faces[i]
     name = faces.class_names[int(example['label'])]
     os.makedirs(os.path.join(root, name), exist_ok=True)
-    Image.fromarray(np.asarray(example['image'])).save(os.path.join(root, name, f'{i:05d}.jpg'),
-                                                       quality=90)
+    Image.fromarray(np.asarray(example['image'])).save(
+      os.path.join(root, name, f'{i:05d}.jpg'), quality=90
+    )
   return root
 
 
@@ -242,44 +269,61 @@ def pipeline_report(config: ml_collections.ConfigDict, train_images_per_s: float
   """Pipeline images/s per worker for the synthetic source and a JPEG folder, and the headroom
   (pipeline images/s with the config's workers over training images/s)."""
   import tempfile  # pylint: disable=g-import-not-at-top
+
   from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+
   lines = []
   with tempfile.TemporaryDirectory() as tmp:
     folder = ml_collections.ConfigDict(config.to_dict())
     folder.data.source, folder.data.train_dir = 'folder', jpeg_folder(tmp, config)
-    for name, c in (('synthetic, first epoch', config), ('JPEG folder', folder),
-                    ('synthetic, after the first epoch (rendered faces kept)', config)):
+    for name, c in (
+      ('synthetic, first epoch', config),
+      ('JPEG folder', folder),
+      ('synthetic, after the first epoch (rendered faces kept)', config),
+    ):
       source = pipeline.make_source(c.data, 'train')
       # The renderer keeps what it drew (per process): skip one epoch for the steady state.
       warmup = 3 + (len(source) // c.batch_size if 'after' in name else 0)
       one = pipeline_throughput(c, source, 0, warmup=warmup)
       workers = max(c.data.num_workers, 1)
-      many = (pipeline_throughput(c, source, c.data.num_workers, warmup=warmup)
-              if c.data.num_workers else one)
-      lines.append(f'{name}: {one:.0f} images/s in-process, {many:.0f} with {workers} '
-                   f'worker(s) ({many / workers:.0f} per worker); headroom over training '
-                   f'({train_images_per_s:.1f} images/s): {many / train_images_per_s:.1f}x')
+      many = (
+        pipeline_throughput(c, source, c.data.num_workers, warmup=warmup)
+        if c.data.num_workers
+        else one
+      )
+      lines.append(
+        f'{name}: {one:.0f} images/s in-process, {many:.0f} with {workers} '
+        f'worker(s) ({many / workers:.0f} per worker); headroom over training '
+        f'({train_images_per_s:.1f} images/s): {many / train_images_per_s:.1f}x'
+      )
   return '\n'.join(lines)
 
 
-HEADER = ('| date | config | batch | size | dtype | compile D / G (s) | D step (ms) | G step (ms) '
-          '| images/s | TFLOP/s (ours / XLA count) | peak TFLOP/s | utilisation | peak memory '
-          '(GB) | machine |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n')
+HEADER = (
+  '| date | config | batch | size | dtype | compile D / G (s) | D step (ms) | G step (ms) '
+  '| images/s | TFLOP/s (ours / XLA count) | peak TFLOP/s | utilisation | peak memory '
+  '(GB) | machine |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+)
 
 
 def row(name: str, config: ml_collections.ConfigDict, f: dict) -> str:
-  return (f'| {time.strftime("%Y-%m-%d")} | `{name}` | {config.batch_size} | '
-          f'{config.data.image_size} | {config.compute_dtype} | '
-          f'{f["d_compile_s"]:.1f} / {f["g_compile_s"]:.1f} | {1e3 * f["d_step_s"]:.1f} | '
-          f'{1e3 * f["g_step_s"]:.1f} | {f["images_per_s"]:.1f} | {f["tflops_per_s"]:.3g} / '
-          f'{f["tflops_per_s_xla"]:.3g} | {f["peak_tflops"]:.3g} ({f["peak_source"]}) | '
-          f'{100 * f["utilisation"]:.1f}% | {f["peak_memory_gb"]:.2f} ({f["memory_source"]}) | '
-          f'{machine()} |\n')
+  return (
+    f'| {time.strftime("%Y-%m-%d")} | `{name}` | {config.batch_size} | '
+    f'{config.data.image_size} | {config.compute_dtype} | '
+    f'{f["d_compile_s"]:.1f} / {f["g_compile_s"]:.1f} | {1e3 * f["d_step_s"]:.1f} | '
+    f'{1e3 * f["g_step_s"]:.1f} | {f["images_per_s"]:.1f} | {f["tflops_per_s"]:.3g} / '
+    f'{f["tflops_per_s_xla"]:.3g} | {f["peak_tflops"]:.3g} ({f["peak_source"]}) | '
+    f'{100 * f["utilisation"]:.1f}% | {f["peak_memory_gb"]:.2f} ({f["memory_source"]}) | '
+    f'{machine()} |\n'
+  )
 
 
-def append(path: str, line: str, header: str = HEADER,
-           intro: str = '# Benchmarks\n\nStep times of `python -m jaxpr_gan.tools.bench` (newest last).'
-           ) -> None:
+def append(
+  path: str,
+  line: str,
+  header: str = HEADER,
+  intro: str = '# Benchmarks\n\nStep times of `python -m jaxpr_gan.tools.bench` (newest last).',
+) -> None:
   """Appends a row to the table at the end of `path` (made with `intro` and `header` if new)."""
   new = not os.path.exists(path)
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
@@ -292,12 +336,14 @@ def append(path: str, line: str, header: str = HEADER,
 def main(argv):
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
   config = f.config
   figures = run(config, f.num_classes, f.steps, f.warmup, f.trace_dir)
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
   name = config_flags.get_config_filename(f['config']).replace(os.getcwd() + '/', '')
   line = row(f.name or name, config, figures)
   print(HEADER + line, end='')
@@ -309,18 +355,29 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from absl import app as _app  # pylint: disable=g-import-not-at-top
   from absl import flags as _flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  from jaxpr_gan import cli  # pylint: disable=g-import-not-at-top
+
   config_flags.DEFINE_config_file('config', None, 'Config to benchmark.', lock_config=False)
   _flags.DEFINE_integer('steps', 10, 'Timed calls of each step.')
   _flags.DEFINE_integer('warmup', 2, 'Untimed calls first.')
   _flags.DEFINE_integer('num_classes', 5, 'Classes of the conditional models.')
   _flags.DEFINE_string('name', None, 'Name of the row (default: the config argument).')
-  _flags.DEFINE_string('out', 'docs/benchmarks.md', 'Markdown file to append to ("" to skip).')
-  _flags.DEFINE_string('trace_dir', '', 'Also write a jax.profiler trace of the timed steps '
-                       'here (one per step kind).')
-  _flags.DEFINE_bool('pipeline', False, 'Also measure the input pipeline (synthetic faces and a '
-                     'JPEG folder written to a temporary directory) and its headroom.')
+  _flags.DEFINE_string(
+    'out',
+    os.path.join(tools.ROOT, 'docs', 'benchmarks.md'),
+    'Markdown file to append to ("" to skip).',
+  )
+  _flags.DEFINE_string(
+    'trace_dir', '', 'Also write a jax.profiler trace of the timed steps here (one per step kind).'
+  )
+  _flags.DEFINE_bool(
+    'pipeline',
+    False,
+    'Also measure the input pipeline (synthetic faces and a '
+    'JPEG folder written to a temporary directory) and its headroom.',
+  )
   _flags.mark_flags_as_required(['config'])
-  _app.run(main)
+  cli.run(main)

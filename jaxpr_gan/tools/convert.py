@@ -11,6 +11,7 @@ when the config keeps one; networks not given keep their random initialisation, 
 records) and the class names, so eval.py and `python -m jaxpr_gan.tools.edit` use it as a
 trained run.
 """
+
 import os
 import re
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 
 from jaxpr_gan import checkpointing
 from jaxpr_gan import converters
+from jaxpr_gan import errors
 from jaxpr_gan import registry
 from jaxpr_gan.evaluation import restore as restore_lib
 
@@ -28,7 +30,7 @@ from jaxpr_gan.evaluation import restore as restore_lib
 def load_state_dict(path: str) -> converters.StateDict:
   """A PyTorch checkpoint file -> {official key: numpy array} (torch imported only here)."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'checkpoint file not found: {path}')
+    raise errors.NotFound(f'checkpoint file not found: {path}')
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -38,27 +40,31 @@ def load_state_dict(path: str) -> converters.StateDict:
     if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
       obj = obj[wrapper]
   if not isinstance(obj, dict) or not all(hasattr(v, 'numpy') for v in obj.values()):
-    raise ValueError(f'{path} is not a state dict (a dict of tensors)')
+    raise errors.BadInput(f'{path} is not a state dict (a dict of tensors)')
   # nn.DataParallel prefixes every key with 'module.'
   return {re.sub(r'^module\.', '', k): v.detach().cpu().numpy() for k, v in obj.items()}
 
 
-def convert_params(config: ml_collections.ConfigDict, files: dict[str, str],
-                   template: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def convert_params(
+  config: ml_collections.ConfigDict, files: dict[str, str], template: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
   """Official files by role ('generator', 'discriminator', 'generator_b', 'discriminator_b')
   -> (params shaped like `template` with the given networks replaced, the networks replaced)."""
   model = registry.get(config.model)
   if model.converter is None:
     known = [n for n in registry.names() if registry.get(n).converter is not None]
-    raise ValueError(f'no official checkpoint converter for model {config.model!r}; '
-                     f'converters exist for {known}.')
+    raise errors.BadInput(
+      f'no official checkpoint converter for model {config.model!r}; converters exist for {known}.'
+    )
   networks = model.converter(config)
   roles = {role for role, _, _ in networks.values()}
   unknown = sorted(set(files) - roles)
   if unknown:
-    raise ValueError(f'{config.model} checkpoints have the roles {sorted(roles)}, not {unknown}')
+    raise errors.BadInput(
+      f'{config.model} checkpoints have the roles {sorted(roles)}, not {unknown}'
+    )
   if 'generator' not in files:
-    raise ValueError('the generator checkpoint is required')
+    raise errors.BadInput('the generator checkpoint is required')
   params = jax.tree.map(np.asarray, template)
   replaced = []
   for where, (role, prefix_of, skip) in networks.items():
@@ -66,8 +72,9 @@ def convert_params(config: ml_collections.ConfigDict, files: dict[str, str],
       continue
     side, _, sub = where.partition('/')
     target = params[side][sub] if sub else params[side]
-    converted = converters.convert_tree(load_state_dict(files[role]), target, prefix_of, skip,
-                                        what=f'{role} ({files[role]})')
+    converted = converters.convert_tree(
+      load_state_dict(files[role]), target, prefix_of, skip, what=f'{role} ({files[role]})'
+    )
     if sub:
       params[side][sub] = converted
     else:
@@ -76,13 +83,24 @@ def convert_params(config: ml_collections.ConfigDict, files: dict[str, str],
   return params, replaced
 
 
-def import_run(config: ml_collections.ConfigDict, files: dict[str, str], class_names: list[str],
-               workdir: str, step: int = 0) -> list[str]:
+def import_run(
+  config: ml_collections.ConfigDict,
+  files: dict[str, str],
+  class_names: list[str],
+  workdir: str,
+  step: int = 0,
+) -> list[str]:
   """Writes a run directory whose checkpoint holds the converted weights; -> networks replaced."""
   config = registry.complete(config)
   if registry.get(config.model).family == 'conditional' and not class_names:
-    raise ValueError('--class_names is required: the official checkpoint does not record them '
-                     '(e.g. Black_Hair,Blond_Hair,Brown_Hair,Male,Young for StarGAN on CelebA)')
+    raise errors.BadInput(
+      '--class_names is required: the official checkpoint does not record '
+      'them (e.g. Black_Hair,Blond_Hair,Brown_Hair,Male,Young for StarGAN '
+      'on CelebA)'
+    )
+  for path in files.values():  # before anything is written
+    if not os.path.isfile(path):
+      raise errors.NotFound(f'checkpoint file not found: {path}')
   class_names = list(class_names) or ['A', 'B']
   replaced = []
 
@@ -91,8 +109,13 @@ def import_run(config: ml_collections.ConfigDict, files: dict[str, str], class_n
     replaced.extend(done)
     return params
 
-  meta = {'imported': {'files': {k: os.path.abspath(v) for k, v in files.items()},
-                       'converted': replaced, 'source': config.model}}
+  meta = {
+    'imported': {
+      'files': {k: os.path.abspath(v) for k, v in files.items()},
+      'converted': replaced,
+      'source': config.model,
+    }
+  }
   restore_lib.write_run(config, class_names, workdir, set_params, step, meta)
   return replaced
 
@@ -101,24 +124,36 @@ def main(argv):
   """Command line: see the module docstring."""
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
-  files = {role: getattr(f, role) for role in
-           ('generator', 'discriminator', 'generator_b', 'discriminator_b') if getattr(f, role)}
+  files = {
+    role: getattr(f, role)
+    for role in ('generator', 'discriminator', 'generator_b', 'discriminator_b')
+    if getattr(f, role)
+  }
   checkpointing.quiet_orbax_logging()
   replaced = import_run(f.config, files, f.class_names or [], f.workdir, f.step)
-  print(f'imported {", ".join(replaced)} into {f.workdir} (step {f.step}); evaluate with\n'
-        f'  python eval.py --workdir {f.workdir}\nor edit a photo with\n'
-        f'  python -m jaxpr_gan.tools.edit --model {f.workdir} --input photo.jpg ...')
+  print(
+    f'imported {", ".join(replaced)} into {f.workdir} (step {f.step}); evaluate with\n'
+    f'  python eval.py --workdir {f.workdir}\nor edit a photo with\n'
+    f'  python -m jaxpr_gan.tools.edit --model {f.workdir} --input photo.jpg ...'
+  )
 
 
 if __name__ == '__main__':
-  from absl import app as _app  # pylint: disable=g-import-not-at-top
   from absl import flags as _flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  config_flags.DEFINE_config_file('config', None, 'Config that builds the official network '
-                                  '(e.g. configs/stargan.py).', lock_config=True)
+
+  from jaxpr_gan import cli  # pylint: disable=g-import-not-at-top
+
+  config_flags.DEFINE_config_file(
+    'config',
+    None,
+    'Config that builds the official network (e.g. configs/stargan.py).',
+    lock_config=True,
+  )
   _flags.DEFINE_string('workdir', None, 'New run directory to write.')
   _flags.DEFINE_string('generator', None, 'Official G checkpoint (CycleGAN: G_A, A -> B).')
   _flags.DEFINE_string('discriminator', None, 'Official D checkpoint (CycleGAN: D_A).')
@@ -127,4 +162,4 @@ if __name__ == '__main__':
   _flags.DEFINE_list('class_names', None, 'Class names in the order of the official labels.')
   _flags.DEFINE_integer('step', 0, 'Step number to record the imported weights at.')
   _flags.mark_flags_as_required(['config', 'workdir', 'generator'])
-  _app.run(main)
+  cli.run(main)

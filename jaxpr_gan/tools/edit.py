@@ -4,7 +4,7 @@
   python -m jaxpr_gan.tools.edit --model mmagan.jaxgen --input photos/ --target happy \
       --intensity 0.25,0.5,1 --mask
   python -m jaxpr_gan.tools.edit --model workdirs/twocet --input me.jpg --reference smiling.jpg
-  python -m jaxpr_gan.tools.edit --model workdirs/cyclegan --input me.jpg        # to the other domain
+  python -m jaxpr_gan.tools.edit --model workdirs/cyclegan --input me.jpg  # to the other domain
 
 Every image (JPEG, PNG of 8 or 16 bits, with alpha or a palette, grayscale, WebP, BMP; any size;
 EXIF orientation applied) is cropped to its centre square or to --box, resized to the model's
@@ -16,6 +16,7 @@ every --intensity (MMA-GAN's intensity, 2CET-GAN's code scale). Written to --out
   <name>_<target>[_<intensity>]_mask.png   with --mask, for models with attention
 A file that cannot be read is reported by name and the others go on; failed.txt lists them.
 """
+
 import dataclasses
 import os
 import sys
@@ -24,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from input_pipeline import decoding
+from jaxpr_gan import errors
 from jaxpr_gan import images
 from jaxpr_gan import inference
 from jaxpr_gan.tools import export
@@ -32,6 +34,7 @@ from jaxpr_gan.tools import export
 @dataclasses.dataclass(frozen=True)
 class Request:
   """What to make of every input image."""
+
   targets: tuple[str, ...] = ()  # empty: the model's default (two domains: the other one)
   intensities: tuple[float, ...] = (1.0,)
   reference: str | None = None  # a face whose expression 2CET-GAN transfers
@@ -51,14 +54,17 @@ def list_inputs(path: str) -> list[str]:
   if os.path.isfile(path):
     return [path]
   if not os.path.isdir(path):
-    raise FileNotFoundError(f'no such file or folder: {path}')
+    raise errors.NotFound(f'no such file or folder: {path}')
   found = []
   for root, dirs, files in os.walk(path):
     dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-    found += [os.path.join(root, f) for f in sorted(files)
-              if f.lower().endswith(decoding.IMAGE_EXTENSIONS) and not f.startswith('.')]
+    found += [
+      os.path.join(root, f)
+      for f in sorted(files)
+      if f.lower().endswith(decoding.IMAGE_EXTENSIONS) and not f.startswith('.')
+    ]
   if not found:
-    raise FileNotFoundError(f'{path} holds no image files ({", ".join(decoding.IMAGE_EXTENSIONS)})')
+    raise errors.NotFound(f'{path} holds no image files ({", ".join(decoding.IMAGE_EXTENSIONS)})')
   return found
 
 
@@ -66,8 +72,9 @@ def _jobs(model: inference.Translator, request: Request) -> list[tuple[str, int,
   """(label, target index, intensity) of every output per image; names checked here."""
   if model.family == 'reference':
     if request.reference is None:
-      raise ValueError(f'{model.model} transfers the expression of a reference face: give '
-                       '--reference face.jpg')
+      raise errors.BadInput(
+        f'{model.model} transfers the expression of a reference face: give --reference face.jpg'
+      )
     targets = [('reference', 0)]
   else:
     names = list(request.targets)
@@ -75,23 +82,32 @@ def _jobs(model: inference.Translator, request: Request) -> list[tuple[str, int,
       names = list(model.class_names)
     elif not names:
       if model.family != 'two_domain':
-        raise ValueError(f'give --target, one of: {", ".join(model.class_names)} (or all)')
+        raise errors.BadInput(f'give --target, one of: {", ".join(model.class_names)} (or all)')
       names = [model.class_names[1]]
     targets = [(n, model.target_index(n)) for n in names]
   scales = request.intensities
   if len(scales) > 1 and not (model.has_intensity or model.family == 'reference'):
-    raise ValueError(f'{model.model} has no intensity input; drop --intensity')
+    raise errors.BadInput(f'{model.model} has no intensity input; drop --intensity')
   with_scale = model.has_intensity or model.family == 'reference'
-  return [(f'{n}_{s:g}' if with_scale and len(scales) > 1 else n, t, s)
-          for n, t in targets for s in scales]
+  return [
+    (f'{n}_{s:g}' if with_scale and len(scales) > 1 else n, t, s)
+    for n, t in targets
+    for s in scales
+  ]
 
 
-def edit(model: inference.Translator, inputs: list[str], out_dir: str, request: Request,
-         batch_size: int = 8, progress: bool = True) -> tuple[list[str], list[str]]:
+def edit(
+  model: inference.Translator,
+  inputs: list[str],
+  out_dir: str,
+  request: Request,
+  batch_size: int = 8,
+  progress: bool = True,
+) -> tuple[list[str], list[str]]:
   """Translates every input as `request` asks; -> (files written, 'path: reason' failures)."""
   jobs = _jobs(model, request)
   if request.mask and not model.has_mask:
-    raise ValueError(f'{model.model} has no attention mask; drop --mask')
+    raise errors.BadInput(f'{model.model} has no attention mask; drop --mask')
   size = model.image_size
   reference = None
   if request.reference is not None:
@@ -101,14 +117,14 @@ def edit(model: inference.Translator, inputs: list[str], out_dir: str, request: 
   bar = tqdm(total=len(inputs), unit='image', disable=not progress or len(inputs) < 2)
   for start in range(0, len(inputs), batch_size):
     paths, faces = [], []
-    for path in inputs[start:start + batch_size]:
+    for path in inputs[start : start + batch_size]:
       try:
         faces.append(decoding.load_image(path, size, crop_box=request.box))
         paths.append(path)
       except decoding.DecodeError as e:
         failed.append(str(e))
         tqdm.write(f'skipped {e}', file=sys.stderr)
-    bar.update(len(inputs[start:start + batch_size]))
+    bar.update(len(inputs[start : start + batch_size]))
     if not faces:
       continue
     # A fixed batch shape: one compilation for the whole folder.
@@ -141,48 +157,67 @@ def edit(model: inference.Translator, inputs: list[str], out_dir: str, request: 
 def main(argv):
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
   box = tuple(int(v) for v in f.box) if f.box else None
   if box is not None and len(box) != 4:
     raise app.UsageError('--box takes four numbers: left,top,right,bottom')
-  request = Request(tuple(f.target or ()), tuple(float(v) for v in f.intensity), f.reference,
-                    box, f.mask)
+  request = Request(
+    tuple(f.target or ()), tuple(float(v) for v in f.intensity), f.reference, box, f.mask
+  )
+  inputs = list_inputs(f.input)
+  model = load_model(f.model, f.step)
   try:
-    inputs = list_inputs(f.input)
-    model = load_model(f.model, f.step)
     written, failed = edit(model, inputs, f.out, request, f.batch_size)
-  except (FileNotFoundError, ValueError, decoding.DecodeError) as e:  # what the user can fix
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(f'{len(inputs) - len(failed)} of {len(inputs)} images edited; {len(written)} files in '
-        f'{f.out}' + (f'; {len(failed)} unreadable, listed in '
-                      f'{os.path.join(f.out, "failed.txt")}' if failed else ''))
+  except decoding.DecodeError as e:  # the --reference face
+    raise errors.BadInput(str(e)) from e
+  print(
+    f'{len(inputs) - len(failed)} of {len(inputs)} images edited; {len(written)} files in '
+    f'{f.out}'
+    + (
+      f'; {len(failed)} unreadable, listed in {os.path.join(f.out, "failed.txt")}' if failed else ''
+    )
+  )
   return 1 if failed else 0
 
 
 def _define_flags():
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('model', None, 'A run directory (workdir) or a file from jaxpr_gan.tools.export.')
+
+  flags.DEFINE_string(
+    'model', None, 'A run directory (workdir) or a file from jaxpr_gan.tools.export.'
+  )
   flags.DEFINE_integer('step', None, 'Checkpoint step of a run directory (default: latest).')
   flags.DEFINE_string('input', None, 'An image file or a folder of images.')
   flags.DEFINE_string('out', 'edits', 'Folder for the results.')
-  flags.DEFINE_list('target', None, 'Target expression(s) by name, or "all"; CycleGAN: the '
-                    'output domain (default: the other one); unused by 2CET-GAN.')
-  flags.DEFINE_list('intensity', ['1'], 'MMA-GAN intensity / 2CET-GAN code scale; several '
-                    'values make several results.')
+  flags.DEFINE_list(
+    'target',
+    None,
+    'Target expression(s) by name, or "all"; CycleGAN: the '
+    'output domain (default: the other one); unused by 2CET-GAN.',
+  )
+  flags.DEFINE_list(
+    'intensity',
+    ['1'],
+    'MMA-GAN intensity / 2CET-GAN code scale; several values make several results.',
+  )
   flags.DEFINE_string('reference', None, '2CET-GAN: the face whose expression to transfer.')
-  flags.DEFINE_list('box', None, 'Face box left,top,right,bottom in pixels of the upright '
-                    'photo (default: the centre square).')
+  flags.DEFINE_list(
+    'box',
+    None,
+    'Face box left,top,right,bottom in pixels of the upright photo (default: the centre square).',
+  )
   flags.DEFINE_bool('mask', False, 'Also write the attention masks (SARGAN, MMA-GAN, DCAM-GAN).')
   flags.DEFINE_integer('batch_size', 8, 'Images per call.')
   flags.mark_flags_as_required(['model', 'input'])
 
 
 if __name__ == '__main__':
-  from absl import app as _app  # pylint: disable=g-import-not-at-top
   from jaxpr_gan import checkpointing  # pylint: disable=g-import-not-at-top
+  from jaxpr_gan import cli  # pylint: disable=g-import-not-at-top
+
   _define_flags()
   checkpointing.quiet_orbax_logging()
-  _app.run(main)
+  cli.run(main)

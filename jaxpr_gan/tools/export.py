@@ -15,6 +15,7 @@ and is loaded with jax and numpy alone (README, "Use a trained model"):
   params = [z[f'param_{i}'] for i in range(meta['num_params'])]
   image, mask = fn.call(params, x, target, rho, reference)  # x = uint8 / 127.5 - 1
 """
+
 import json
 import os
 
@@ -22,14 +23,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpr_gan import errors
 from jaxpr_gan import images
 from jaxpr_gan import inference
 from jaxpr_gan.evaluation import restore as restore_lib
 from jaxpr_gan.nn import conv
 
 FORMAT = 'jaxpr_gan.exported_generator/1'
-SIGNATURE = ('translate(params, x f32[B,H,W,3], target i32[B], rho f32[B], reference '
-             'f32[B,H,W,3]) -> (image f32[B,H,W,3], mask f32[B,H,W])')
+SIGNATURE = (
+  'translate(params, x f32[B,H,W,3], target i32[B], rho f32[B], reference '
+  'f32[B,H,W,3]) -> (image f32[B,H,W,3], mask f32[B,H,W])'
+)
 _PLATFORMS = (('cpu', 'cuda', 'tpu'), ('cpu',))
 
 
@@ -43,8 +47,7 @@ def _exported(fn, params_flat, size: int, conv_impl: str):
   for platforms in _PLATFORMS:  # accelerators when this JAX can lower for them
     try:
       traced = conv.traced_with(fn, conv_impl, platforms)
-      return jax.export.export(jax.jit(traced), platforms=platforms)(specs, img, vec_i, vec_f,
-                                                                      img)
+      return jax.export.export(jax.jit(traced), platforms=platforms)(specs, img, vec_i, vec_f, img)
     except Exception as e:  # pylint: disable=broad-except
       last = e
   raise last
@@ -53,8 +56,13 @@ def _exported(fn, params_flat, size: int, conv_impl: str):
 def export_run(workdir: str, out_path: str, step: int | None = None) -> dict:
   """Writes the run's generator (EMA weights when kept) to `out_path`; -> its metadata."""
   run = restore_lib.restore(workdir, step)
-  config, objective, g_params, class_names, step = (run.config, run.objective, run.g_params,
-                                                    run.class_names, run.step)
+  config, objective, g_params, class_names, step = (
+    run.config,
+    run.objective,
+    run.g_params,
+    run.class_names,
+    run.step,
+  )
   leaves, treedef = jax.tree.flatten(jax.device_get(g_params))
   translate = inference.translate_fn(objective)
 
@@ -63,16 +71,27 @@ def export_run(workdir: str, out_path: str, step: int | None = None) -> dict:
 
   size = int(config.data.image_size)
   exported = _exported(flat_fn, leaves, size, config.conv_impl)
-  meta = {'format': FORMAT, 'class_names': list(class_names), 'image_size': size,
-          'normalisation': images.NORMALISATION, 'family': objective.family,
-          'model': config.model, **inference.describe(objective, g_params, config),
-          'signature': SIGNATURE, 'num_params': len(leaves),
-          'platforms': list(exported.platforms),
-          'source': {'workdir': os.path.abspath(workdir), 'step': int(step)}}
+  meta = {
+    'format': FORMAT,
+    'class_names': list(class_names),
+    'image_size': size,
+    'normalisation': images.NORMALISATION,
+    'family': objective.family,
+    'model': config.model,
+    **inference.describe(objective, g_params, config),
+    'signature': SIGNATURE,
+    'num_params': len(leaves),
+    'platforms': list(exported.platforms),
+    'source': {'workdir': os.path.abspath(workdir), 'step': int(step)},
+  }
   arrays = {f'param_{i}': np.asarray(p) for i, p in enumerate(leaves)}
   with open(out_path, 'wb') as f:  # a file object: np.savez would append '.npz' to a name
-    np.savez(f, function=np.frombuffer(bytes(exported.serialize()), np.uint8),
-             meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    np.savez(
+      f,
+      function=np.frombuffer(bytes(exported.serialize()), np.uint8),
+      meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+      **arrays,
+    )
   return meta
 
 
@@ -82,35 +101,49 @@ def load(path: str) -> inference.Translator:
     z = np.load(path, allow_pickle=False)
     meta = json.loads(z['meta'].tobytes())
   except (OSError, ValueError, KeyError) as e:
-    raise ValueError(f'{path} is not a generator exported by jaxpr_gan.tools.export ({e})') from e
+    raise errors.BadInput(
+      f'{path} is not a generator exported by jaxpr_gan.tools.export ({e})'
+    ) from e
   if meta.get('format') != FORMAT:
-    raise ValueError(f'{path} has format {meta.get("format")!r}, expected {FORMAT!r}')
+    raise errors.BadInput(f'{path} has format {meta.get("format")!r}, expected {FORMAT!r}')
   exported = jax.export.deserialize(bytearray(z['function'].tobytes()))
   params = [jnp.asarray(z[f'param_{i}']) for i in range(meta['num_params'])]
   fn = lambda x, target, rho, ref: exported.call(params, x, target, rho, ref)
-  return inference.Translator(fn, meta['class_names'], meta['image_size'], meta['family'],
-                              meta['model'], meta['has_intensity'], meta['has_mask'],
-                              {'file': path, **meta['source']})
+  return inference.Translator(
+    fn,
+    meta['class_names'],
+    meta['image_size'],
+    meta['family'],
+    meta['model'],
+    meta['has_intensity'],
+    meta['has_mask'],
+    {'file': path, **meta['source']},
+  )
 
 
 def main(argv):
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
   meta = export_run(f.workdir, f.out, f.step)
-  print(f'wrote {f.out}: {meta["model"]} generator, {meta["image_size"]} px, classes '
-        f'{meta["class_names"]}, platforms {meta["platforms"]}')
+  print(
+    f'wrote {f.out}: {meta["model"]} generator, {meta["image_size"]} px, classes '
+    f'{meta["class_names"]}, platforms {meta["platforms"]}'
+  )
 
 
 if __name__ == '__main__':
-  from absl import app as _app  # pylint: disable=g-import-not-at-top
   from absl import flags as _flags  # pylint: disable=g-import-not-at-top
+
   from jaxpr_gan import checkpointing  # pylint: disable=g-import-not-at-top
+  from jaxpr_gan import cli  # pylint: disable=g-import-not-at-top
+
   _flags.DEFINE_string('workdir', None, 'Run directory to export from.')
   _flags.DEFINE_string('out', None, 'File to write (e.g. model.jaxgen).')
   _flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
   _flags.mark_flags_as_required(['workdir', 'out'])
   checkpointing.quiet_orbax_logging()
-  _app.run(main)
+  cli.run(main)

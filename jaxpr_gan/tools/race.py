@@ -13,14 +13,16 @@ ours, on the accelerator JAX finds, their steps alternating so that both see the
 Prints the medians and the ratios and writes them to docs/race.md (the figures of the newest run
 replace the last ones).
 """
+
 import importlib.util
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
 
+from jaxpr_gan import errors
+from jaxpr_gan import tools
 from jaxpr_gan.tools import bench
 
 
@@ -28,19 +30,23 @@ def load_official(directory: str):
   """The official `model` module from a clone of yunjey/stargan (a clear error without one)."""
   path = os.path.join(directory, 'model.py')
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path} not found: --official must be a clone of '
-                            'https://github.com/yunjey/stargan (its model.py is all that is read).')
+    raise errors.NotFound(
+      f'{path} not found: --official must be a clone of '
+      'https://github.com/yunjey/stargan (its model.py is all that is read).'
+    )
   spec = importlib.util.spec_from_file_location('official_stargan_model', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
 
 
-def official_step_fns(directory: str, batch: int = 16, size: int = 128, domains: int = 5,
-                      threads: int = 0):
+def official_step_fns(
+  directory: str, batch: int = 16, size: int = 128, domains: int = 5, threads: int = 0
+):
   """The official D step and G step (PyTorch, CPU) as calls, and {'threads', 'torch'}."""
   import torch  # pylint: disable=g-import-not-at-top
   import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
+
   torch.set_num_threads(threads or os.cpu_count())
   torch.manual_seed(0)
   model = load_official(directory)
@@ -62,8 +68,9 @@ def official_step_fns(directory: str, batch: int = 16, size: int = 128, domains:
     alpha = torch.rand(batch, 1, 1, 1)
     x_hat = (alpha * x + (1 - alpha) * fake.data).requires_grad_(True)
     out = d(x_hat)[0]
-    grad = torch.autograd.grad(out, x_hat, torch.ones_like(out), retain_graph=True,
-                               create_graph=True, only_inputs=True)[0]
+    grad = torch.autograd.grad(
+      out, x_hat, torch.ones_like(out), retain_graph=True, create_graph=True, only_inputs=True
+    )[0]
     gp = ((grad.view(batch, -1).pow(2).sum(1).sqrt() - 1) ** 2).mean()
     loss = loss + 10 * gp
     g_opt.zero_grad()
@@ -81,8 +88,10 @@ def official_step_fns(directory: str, batch: int = 16, size: int = 128, domains:
     loss.backward()
     g_opt.step()
 
-  return {'d': d_step, 'g': g_step}, {'threads': torch.get_num_threads(),
-                                      'torch': torch.__version__}
+  return {'d': d_step, 'g': g_step}, {
+    'threads': torch.get_num_threads(),
+    'torch': torch.__version__,
+  }
 
 
 def our_step_fns(config):
@@ -99,7 +108,7 @@ def side_by_side(theirs: dict, mine: dict, steps: int = 3, warmup: int = 1):
   for name in ('d', 'g'):
     runs = ([], [])
     for i in range(warmup + steps):
-      for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+      for side in (0, 1) if i % 2 == 0 else (1, 0):
         start = time.perf_counter()
         (theirs, mine)[side][name]()
         if i >= warmup:
@@ -109,8 +118,10 @@ def side_by_side(theirs: dict, mine: dict, steps: int = 3, warmup: int = 1):
   return times
 
 
-HEADER = ('| date | D step PyTorch / ours (s) | G step PyTorch / ours (s) | iteration, n_critic 5 '
-          '(s) | PyTorch time / ours: D, G, iteration | machine |\n|---|---|---|---|---|---|\n')
+HEADER = (
+  '| date | D step PyTorch / ours (s) | G step PyTorch / ours (s) | iteration, n_critic 5 '
+  '(s) | PyTorch time / ours: D, G, iteration | machine |\n|---|---|---|---|---|---|\n'
+)
 
 
 def row(theirs: dict, mine: dict, n_critic: int = 5) -> str:
@@ -118,17 +129,20 @@ def row(theirs: dict, mine: dict, n_critic: int = 5) -> str:
   it = {k: f['d_step_s'] + f['g_step_s'] / n_critic for k, f in (('t', theirs), ('o', mine))}
   ratio = lambda key: theirs[key] / mine[key]
   return (
-      f'| {time.strftime("%Y-%m-%d")} | {theirs["d_step_s"]:.2f} / {mine["d_step_s"]:.2f} | '
-      f'{theirs["g_step_s"]:.2f} / {mine["g_step_s"]:.2f} | {it["t"]:.2f} / {it["o"]:.2f} | '
-      f'{ratio("d_step_s"):.2f}, {ratio("g_step_s"):.2f}, {it["t"] / it["o"]:.2f} | '
-      f'{bench.machine()}; torch {theirs["torch"]} with {theirs["threads"]} threads; '
-      f'GLIBC_TUNABLES={os.environ.get("GLIBC_TUNABLES") or "unset"} |\n')
+    f'| {time.strftime("%Y-%m-%d")} | {theirs["d_step_s"]:.2f} / {mine["d_step_s"]:.2f} | '
+    f'{theirs["g_step_s"]:.2f} / {mine["g_step_s"]:.2f} | {it["t"]:.2f} / {it["o"]:.2f} | '
+    f'{ratio("d_step_s"):.2f}, {ratio("g_step_s"):.2f}, {it["t"] / it["o"]:.2f} | '
+    f'{bench.machine()}; torch {theirs["torch"]} with {theirs["threads"]} threads; '
+    f'GLIBC_TUNABLES={os.environ.get("GLIBC_TUNABLES") or "unset"} |\n'
+  )
 
 
-INTRO = ('# Ours against the official PyTorch StarGAN\n\nCPU figures of `python -m '
-         'jaxpr_gan.tools.race --official DIR --steps 5`: 128 px, batch 16, 5 domains, medians of '
-         '5 timed steps of each side, the two sides alternating step by step (what each change '
-         'gained: benchmarks.md).')
+INTRO = (
+  '# Ours against the official PyTorch StarGAN\n\nCPU figures of `python -m '
+  'jaxpr_gan.tools.race --official DIR --steps 5`: 128 px, batch 16, 5 domains, medians of '
+  '5 timed steps of each side, the two sides alternating step by step (what each change '
+  'gained: benchmarks.md).'
+)
 
 
 def write(path: str, line: str) -> None:
@@ -141,6 +155,7 @@ def write(path: str, line: str) -> None:
 def main(argv):
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
@@ -154,15 +169,22 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from absl import app as _app  # pylint: disable=g-import-not-at-top
   from absl import flags as _flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  config_flags.DEFINE_config_file('config', 'configs/stargan.py', 'Our side: StarGAN at the '
-                                  "paper's settings (e.g. --config.conv_impl=xla).")
+
+  from jaxpr_gan import cli  # pylint: disable=g-import-not-at-top
+
+  config_flags.DEFINE_config_file(
+    'config',
+    os.path.join(tools.ROOT, 'configs', 'stargan.py'),
+    "Our side: StarGAN at the paper's settings (e.g. --config.conv_impl=xla).",
+  )
   _flags.DEFINE_string('official', None, 'A clone of https://github.com/yunjey/stargan.')
   _flags.DEFINE_integer('steps', 3, 'Timed steps of each kind (the median is reported).')
   _flags.DEFINE_integer('warmup', 1, 'Untimed steps first.')
   _flags.DEFINE_integer('threads', 0, 'PyTorch threads (0: one per core).')
-  _flags.DEFINE_string('out', 'docs/race.md', 'Markdown file to write ("" to skip).')
+  _flags.DEFINE_string(
+    'out', os.path.join(tools.ROOT, 'docs', 'race.md'), 'Markdown file to write ("" to skip).'
+  )
   _flags.mark_flags_as_required(['official'])
-  sys.exit(_app.run(main))
+  cli.run(main)

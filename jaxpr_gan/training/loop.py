@@ -4,6 +4,7 @@ Batches go onto the mesh, steps run asynchronously (at most two in flight), metr
 on the device and fetched every `log_every` steps; samples, checkpoints (state and data-iterator
 position), preemption and the non-finite guard act at their own intervals.
 """
+
 import dataclasses
 import functools
 import json
@@ -35,8 +36,9 @@ Metrics = steps_lib.Metrics
 
 
 def _put_batch(batch: dict[str, np.ndarray], batch_sharding) -> dict[str, jax.Array]:
-  return {k: jax.make_array_from_process_local_data(batch_sharding[k], batch[k])
-          for k in batch_sharding}
+  return {
+    k: jax.make_array_from_process_local_data(batch_sharding[k], batch[k]) for k in batch_sharding
+  }
 
 
 @jax.jit
@@ -66,15 +68,17 @@ class NonFiniteError(FloatingPointError):
   """Too many consecutive updates with a non-finite loss or gradient."""
 
 
-def _check_nonfinite(done: int, runs: dict[str, int], bad: list[str], limit: int,
-                     last_good: int | None) -> None:
+def _check_nonfinite(
+  done: int, runs: dict[str, int], bad: list[str], limit: int, last_good: int | None
+) -> None:
   for net, run in runs.items():
     if run >= limit:
       raise NonFiniteError(
-          f'{run} consecutive {net.upper()} updates up to step {done} (from step {done - run + 1}'
-          f') had a non-finite loss or gradient and were skipped; non-finite since the last log: '
-          f'{bad}. The newest checkpoint (step {last_good}) holds the last good state: lower the '
-          'learning rate, check the data or raise config.max_nonfinite_steps, then resume.')
+        f'{run} consecutive {net.upper()} updates up to step {done} (from step {done - run + 1}'
+        f') had a non-finite loss or gradient and were skipped; non-finite since the last log: '
+        f'{bad}. The newest checkpoint (step {last_good}) holds the last good state: lower the '
+        'learning rate, check the data or raise config.max_nonfinite_steps, then resume.'
+      )
 
 
 class Preemption:
@@ -106,6 +110,7 @@ class Preemption:
 @dataclasses.dataclass
 class _Run:
   """What the loop works with, set up once."""
+
   config: ml_collections.ConfigDict
   workdir: str
   objective: Any
@@ -131,60 +136,111 @@ def _data(config, workdir: str, mesh, is_chief: bool):
   for split, source in (('train', train_source), ('test', test_source)):
     skipped_list = os.path.join(workdir, f'data_problems_{split}.txt')
     if is_chief and sources.write_problems(source, skipped_list):  # data.on_error = 'skip'
-      logging.warning('%d %s items were left out; see %s.', len(source.problems), split,
-                      skipped_list)
+      logging.warning(
+        '%d %s items were left out; see %s.', len(source.problems), split, skipped_list
+      )
   return train_source, test_source, class_names
 
 
-def _initial_state(objective, config, ckpt, abstract_state, state_sharding, data_iter,
-                   class_names, workdir):
+def _initial_state(
+  objective, config, ckpt, abstract_state, state_sharding, data_iter, class_names, workdir
+):
   """-> (state, first step, run metadata): a fresh state or the latest checkpoint's."""
   meta = {'class_names': class_names, 'config': config.to_dict()}
   start = ckpt.latest_step()
   if start is None:
-    state = jax.jit(functools.partial(state_lib.init_state, objective, config),
-                    out_shardings=state_sharding)()
+    state = jax.jit(
+      functools.partial(state_lib.init_state, objective, config), out_shardings=state_sharding
+    )()
     aux, record = objective.pretrained_aux(state.aux)  # e.g. a loss network's weights file
     meta.update(record)
     return state.replace(aux=aux), 0, meta
   saved = ckpt.meta(start)
   if saved.get('class_names') != class_names:
-    raise ValueError(f'{workdir} holds a run on classes {saved.get("class_names")} but the data '
-                     f'now has {class_names}; use a new --workdir.')
-  template = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                          abstract_state, state_sharding)
+    raise ValueError(
+      f'{workdir} holds a run on classes {saved.get("class_names")} but the data '
+      f'now has {class_names}; use a new --workdir.'
+    )
+  template = jax.tree.map(
+    lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+    abstract_state,
+    state_sharding,
+  )
   state, iter_state = ckpt.restore(start, template)
   data_iter.set_state(iter_state)
   logging.info('Resumed from %s at step %d.', workdir, start)
   return state, start, dict(saved, **meta)  # keeps what the fresh run recorded
 
 
-def _setup(config, workdir: str, mesh):
-  """-> (_Run, state, first step, run metadata)."""
-  is_chief = jax.process_index() == 0
-  train_source, test_source, class_names = _data(config, workdir, mesh, is_chief)
-  objective = registry.build(config, len(class_names))
-  dataset = pipeline.create_train_dataset(config, train_source,
-                                          process_index=jax.process_index(),
-                                          process_count=jax.process_count())
-  data_iter = iter(dataset)
-  abstract_state = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
-  d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(
-      objective, config, mesh, abstract_state)
-  ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints)
-  state, start, meta = _initial_state(objective, config, ckpt, abstract_state, state_sharding,
-                                      data_iter, class_names, workdir)
+def _say_devices_and_data(mesh, config, train_source, test_source, class_names) -> None:
+  device = mesh.devices.flat[0]
+  logging.info(
+    'Devices: %d x %s (%s) in %d process(es); mesh %s.',
+    mesh.devices.size,
+    device.device_kind,
+    device.platform,
+    jax.process_count(),
+    dict(mesh.shape),
+  )
+  logging.info(
+    'Data: source %r, %d training and %d test items, classes %s.',
+    config.data.source,
+    len(train_source),
+    len(test_source),
+    class_names,
+  )
+
+
+def _say_model(config, abstract_state) -> None:
+  count = lambda tree: f'{sum(x.size for x in jax.tree.leaves(tree)):,}'
+  logging.info(
+    'Model %s: G %s parameters, D %s; conv_impl %r.',
+    config.model,
+    count(abstract_state.params['g']),
+    count(abstract_state.params['d']),
+    config.conv_impl,
+  )
+
+
+def _writer(config, workdir: str, meta: dict, start: int, is_chief: bool):
+  """Writes run.json (the chief) and opens the metric writers."""
   if is_chief:
     with open(os.path.join(workdir, 'run.json'), 'w') as f:
       json.dump(meta, f, indent=1)
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if start == 0:
-    writer.write_hparams({k: v for k, v in config.to_dict().items()
-                          if isinstance(v, (int, float, str, bool))})
-  faces = samples_lib.sample_inputs(config, test_source, config.num_sample_faces,
-                                    objective.batch_keys)
+    writer.write_hparams(
+      {k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
+    )
+  return writer
+
+
+def _setup(config, workdir: str, mesh):
+  """-> (_Run, state, first step, run metadata)."""
+  is_chief = jax.process_index() == 0
+  train_source, test_source, class_names = _data(config, workdir, mesh, is_chief)
+  _say_devices_and_data(mesh, config, train_source, test_source, class_names)
+  objective = registry.build(config, len(class_names))
+  dataset = pipeline.create_train_dataset(
+    config, train_source, process_index=jax.process_index(), process_count=jax.process_count()
+  )
+  data_iter = iter(dataset)
+  abstract_state = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
+  _say_model(config, abstract_state)
+  d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(
+    objective, config, mesh, abstract_state
+  )
+  ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints)
+  state, start, meta = _initial_state(
+    objective, config, ckpt, abstract_state, state_sharding, data_iter, class_names, workdir
+  )
+  writer = _writer(config, workdir, meta, start, is_chief)
+  faces = samples_lib.sample_inputs(
+    config, test_source, config.num_sample_faces, objective.batch_keys
+  )
+  sample_cells = jax.jit(objective.sample_cells)
   run = _Run(config, workdir, objective, data_iter, d_step, g_step, batch_sharding, ckpt, writer,
-             faces, jax.jit(objective.sample_cells), is_chief)
+             faces, sample_cells, is_chief)  # fmt: skip
   return run, state, start, meta
 
 
@@ -231,8 +287,9 @@ def _iteration(run: _Run, state, step: int):
 
 def _loop(run: _Run, state, start: int, meta: dict):
   config = run.config
-  report = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
-                                           writer=run.writer, every_steps=config.log_every)
+  report = periodic_actions.ReportProgress(
+    num_train_steps=config.num_train_steps, writer=run.writer, every_steps=config.log_every
+  )
   sums, skipped = {}, 0  # skipped: undecodable files met by this process
   previous_metrics = None  # the last step's metrics, waited for once the next step is queued
   preemption = Preemption()
@@ -261,8 +318,11 @@ def _loop(run: _Run, state, start: int, meta: dict):
         _checkpoint(run, state, done, meta)
       if preempted:
         run.ckpt.wait()
-        logging.warning('Preempted (SIGTERM): saved step %d in %s; rerun the same command to '
-                        'continue.', done, run.workdir)
+        logging.warning(
+          'Preempted (SIGTERM): saved step %d in %s; rerun the same command to continue.',
+          done,
+          run.workdir,
+        )
         break
   finally:  # an error in the loop still lets the saves in flight finish
     preemption.restore()

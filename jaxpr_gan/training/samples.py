@@ -1,4 +1,5 @@
 """Sample pictures: a fixed batch of test faces, translated the objective's way, as one grid."""
+
 import ml_collections
 import numpy as np
 

@@ -1,4 +1,5 @@
 """The training state: one pytree of parameters, optimiser states, EMA, extra state and RNG."""
+
 from typing import Any
 
 import flax
@@ -19,8 +20,9 @@ class TrainState:
   nonfinite_run: dict[str, jax.Array]  # per network: consecutive updates skipped as non-finite
 
 
-def learning_rate(base_lr: float, step: jax.Array, num_steps: int, num_decay_steps: int,
-                  decay_every: int = 1):
+def learning_rate(
+  base_lr: float, step: jax.Array, num_steps: int, num_decay_steps: int, decay_every: int = 1
+):
   """Constant, then linear decay to 0 over the last `num_decay_steps` iterations (StarGAN),
   lowered every `decay_every` iterations (DCAM-GAN's 1000: a staircase)."""
   if num_decay_steps <= 0:
@@ -47,10 +49,15 @@ def init_state(objective, config: ml_collections.ConfigDict) -> TrainState:
   params = objective.init(init_rng, jnp.zeros((1, size, size, 3), jnp.uint8))
   tx = optimizer(config)
   ema = jax.tree.map(jnp.copy, params['g']) if config.ema_decay > 0 else {}
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state={'g': tx.init(params['g']), 'd': tx.init(params['d'])},
-                    ema_params=ema, aux=objective.init_aux(size), rng=run_rng,
-                    nonfinite_run={'d': jnp.zeros((), jnp.int32), 'g': jnp.zeros((), jnp.int32)})
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state={'g': tx.init(params['g']), 'd': tx.init(params['d'])},
+    ema_params=ema,
+    aux=objective.init_aux(size),
+    rng=run_rng,
+    nonfinite_run={'d': jnp.zeros((), jnp.int32), 'g': jnp.zeros((), jnp.int32)},
+  )
 
 
 def generator_params(state: TrainState):

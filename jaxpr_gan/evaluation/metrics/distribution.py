@@ -1,12 +1,13 @@
 """Distribution metrics on Inception features: FID, KID and IS, as the literature computes them.
 
-  FID  Heusel et al. 2017, as pytorch-fid: ||mu1 - mu2||^2 + tr(S1 + S2 - 2 sqrt(S1 S2)), float64.
-  KID  Binkowski et al. 2018: the unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3,
-       averaged over random subsets (as clean-fid and torch-fidelity: 100 subsets of at most
-       1000), reported with its standard deviation over subsets.
-  IS   Salimans et al. 2016: exp(E KL(p(y|x) || p(y))) over the 1008-way softmax, in 10 splits,
-       mean and standard deviation over splits.
+FID  Heusel et al. 2017, as pytorch-fid: ||mu1 - mu2||^2 + tr(S1 + S2 - 2 sqrt(S1 S2)), float64.
+KID  Binkowski et al. 2018: the unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3,
+     averaged over random subsets (as clean-fid and torch-fidelity: 100 subsets of at most
+     1000), reported with its standard deviation over subsets.
+IS   Salimans et al. 2016: exp(E KL(p(y|x) || p(y))) over the 1008-way softmax, in 10 splits,
+     mean and standard deviation over splits.
 """
+
 import warnings
 
 import numpy as np
@@ -26,14 +27,19 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   if n < 2:
     raise ValueError(f'FID needs at least 2 feature vectors, got {n}')
   if n <= d:
-    warnings.warn(f'FID from {n} samples of {d}-dimensional features: fewer samples than '
-                  'dimensions makes the covariance singular and FID biased; use more images '
-                  '(at least 10,000 is the usual practice).', UserWarning, stacklevel=2)
+    warnings.warn(
+      f'FID from {n} samples of {d}-dimensional features: fewer samples than '
+      'dimensions makes the covariance singular and FID biased; use more images '
+      '(at least 10,000 is the usual practice).',
+      UserWarning,
+      stacklevel=2,
+    )
   return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
-                     max_imaginary: float = 1e-3) -> float:
+def frechet_distance(
+  mu1, sigma1, mu2, sigma2, eps: float = 1e-6, max_imaginary: float = 1e-3
+) -> float:
   """Frechet distance of N(mu1, sigma1) and N(mu2, sigma2); pytorch-fid's computation: the
   matrix square root by scipy, an eps offset on the diagonals when it is not finite, and an
   error when its diagonal has an imaginary part above `max_imaginary`."""
@@ -41,22 +47,27 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
   sigma1 = np.atleast_2d(sigma1).astype(np.float64)
   sigma2 = np.atleast_2d(sigma2).astype(np.float64)
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-    raise ValueError(f'statistics of different sizes: {mu1.shape} / {mu2.shape}, '
-                     f'{sigma1.shape} / {sigma2.shape}')
+    raise ValueError(
+      f'statistics of different sizes: {mu1.shape} / {mu2.shape}, {sigma1.shape} / {sigma2.shape}'
+    )
   diff = mu1 - mu2
   covmean = linalg.sqrtm(sigma1 @ sigma2)
   if not np.isfinite(covmean).all():
-    warnings.warn(f'FID: singular product of covariances; adding {eps} to their diagonals.',
-                  UserWarning, stacklevel=2)
+    warnings.warn(
+      f'FID: singular product of covariances; adding {eps} to their diagonals.',
+      UserWarning,
+      stacklevel=2,
+    )
     offset = np.eye(sigma1.shape[0]) * eps
     covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
   if np.iscomplexobj(covmean):
     imaginary = np.abs(np.diagonal(covmean).imag).max()
     if imaginary > max_imaginary:
       raise FrechetDistanceError(
-          f'FID: sqrt(S1 S2) has an imaginary part of {imaginary:.3g} on its diagonal (largest '
-          f'anywhere {np.abs(covmean.imag).max():.3g}); the covariances are ill-conditioned, '
-          'usually from too few images.')
+        f'FID: sqrt(S1 S2) has an imaginary part of {imaginary:.3g} on its diagonal (largest '
+        f'anywhere {np.abs(covmean.imag).max():.3g}); the covariances are ill-conditioned, '
+        'usually from too few images.'
+      )
     covmean = covmean.real
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
@@ -74,9 +85,13 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray)
   for n in (n1, n2):
     if n < 2:
       raise ValueError(f'FID needs at least 2 feature vectors, got {n}')
-  warnings.warn(f'FID from {min(n1, n2)} samples of {d}-dimensional features: fewer samples '
-                'than dimensions makes the covariance singular and FID biased; use more images '
-                '(at least 10,000 is the usual practice).', UserWarning, stacklevel=2)
+  warnings.warn(
+    f'FID from {min(n1, n2)} samples of {d}-dimensional features: fewer samples '
+    'than dimensions makes the covariance singular and FID biased; use more images '
+    '(at least 10,000 is the usual practice).',
+    UserWarning,
+    stacklevel=2,
+  )
   mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
   a1, a2 = (f1 - mu1) / np.sqrt(n1 - 1), (f2 - mu2) / np.sqrt(n2 - 1)
   tr_covmean = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
@@ -84,9 +99,13 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray)
   return float(diff @ diff + np.sum(a1 * a1) + np.sum(a2 * a2) - 2.0 * tr_covmean)
 
 
-def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray,
-                              num_subsets: int = 100, max_subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
+def kernel_inception_distance(
+  features1: np.ndarray,
+  features2: np.ndarray,
+  num_subsets: int = 100,
+  max_subset_size: int = 1000,
+  seed: int = 0,
+) -> tuple[float, float]:
   """-> (KID, its standard deviation over subsets). Each subset draws m = min(N1, N2,
   max_subset_size) vectors without replacement from each set."""
   x_all = np.asarray(features1, np.float64)
@@ -112,8 +131,7 @@ def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]
   """-> (IS, standard deviation over `splits` equal parts of the samples)."""
   logits = np.asarray(logits, np.float64)
   if len(logits) < splits:
-    raise ValueError(f'IS with {splits} splits needs at least {splits} images, got '
-                     f'{len(logits)}')
+    raise ValueError(f'IS with {splits} splits needs at least {splits} images, got {len(logits)}')
   p = special.softmax(logits, axis=1)
   scores = []
   for part in np.array_split(p, splits):

@@ -11,6 +11,7 @@ user gives (`load_weights`); nothing is downloaded. Parameter names mirror the f
 (`Mixed_5b.branch1x1.conv.weight` -> params['Mixed_5b']['branch1x1']['conv']['kernel'], HWIO),
 so the mapping is one to one and any missing or misshapen key is named.
 """
+
 import functools
 import os
 
@@ -30,6 +31,7 @@ class InceptionWeightsError(ValueError):
 
 class BasicConv(nn.Module):
   """Bias-free conv, batch norm with its running statistics (inference), ReLU."""
+
   features: int
   kernel: tuple[int, int]
   stride: int = 1
@@ -40,11 +42,22 @@ class BasicConv(nn.Module):
     kh, kw = self.kernel
     w = self.param('kernel', nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features))
     ph, pw = self.padding
-    y = jax.lax.conv_general_dilated(x, w, (self.stride, self.stride), ((ph, ph), (pw, pw)),
-                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    bn = {name: self.param(name, init, (self.features,)) for name, init in (
-        ('weight', nn.initializers.ones), ('bias', nn.initializers.zeros),
-        ('running_mean', nn.initializers.zeros), ('running_var', nn.initializers.ones))}
+    y = jax.lax.conv_general_dilated(
+      x,
+      w,
+      (self.stride, self.stride),
+      ((ph, ph), (pw, pw)),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    )
+    bn = {
+      name: self.param(name, init, (self.features,))
+      for name, init in (
+        ('weight', nn.initializers.ones),
+        ('bias', nn.initializers.zeros),
+        ('running_mean', nn.initializers.zeros),
+        ('running_var', nn.initializers.ones),
+      )
+    }
     y = (y - bn['running_mean']) * jax.lax.rsqrt(bn['running_var'] + BN_EPS)
     return nn.relu(y * bn['weight'] + bn['bias'])
 
@@ -78,7 +91,6 @@ class InceptionA(nn.Module):
 
 
 class InceptionB(nn.Module):
-
   @nn.compact
   def __call__(self, x):
     b3 = _conv('branch3x3', 384, 3, stride=2)(x)
@@ -108,7 +120,6 @@ class InceptionC(nn.Module):
 
 
 class InceptionD(nn.Module):
-
   @nn.compact
   def __call__(self, x):
     b3 = _conv('branch3x3_2', 320, 3, stride=2)(_conv('branch3x3_1', 192, 1)(x))
@@ -122,17 +133,28 @@ class InceptionD(nn.Module):
 class InceptionE(nn.Module):
   """`max_pool`: the last block's pool (pytorch-fid's FIDInceptionE_2); else an average pool
   that does not count padding (FIDInceptionE_1)."""
+
   max_pool: bool = False
 
   @nn.compact
   def __call__(self, x):
     b1 = _conv('branch1x1', 320, 1)(x)
     b3 = _conv('branch3x3_1', 384, 1)(x)
-    b3 = jnp.concatenate([_conv('branch3x3_2a', 384, (1, 3), padding=(0, 1))(b3),
-                          _conv('branch3x3_2b', 384, (3, 1), padding=(1, 0))(b3)], axis=-1)
+    b3 = jnp.concatenate(
+      [
+        _conv('branch3x3_2a', 384, (1, 3), padding=(0, 1))(b3),
+        _conv('branch3x3_2b', 384, (3, 1), padding=(1, 0))(b3),
+      ],
+      axis=-1,
+    )
     bd = _conv('branch3x3dbl_2', 384, 3, padding=1)(_conv('branch3x3dbl_1', 448, 1)(x))
-    bd = jnp.concatenate([_conv('branch3x3dbl_3a', 384, (1, 3), padding=(0, 1))(bd),
-                          _conv('branch3x3dbl_3b', 384, (3, 1), padding=(1, 0))(bd)], axis=-1)
+    bd = jnp.concatenate(
+      [
+        _conv('branch3x3dbl_3a', 384, (1, 3), padding=(0, 1))(bd),
+        _conv('branch3x3dbl_3b', 384, (3, 1), padding=(1, 0))(bd),
+      ],
+      axis=-1,
+    )
     if self.max_pool:
       pooled = nn.max_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)))
     else:
@@ -180,8 +202,9 @@ def preprocess(images: jnp.ndarray) -> jnp.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _abstract_params():
-  return jax.eval_shape(FIDInception().init, jax.random.PRNGKey(0),
-                        jnp.zeros((1, 299, 299, 3)))['params']
+  return jax.eval_shape(FIDInception().init, jax.random.PRNGKey(0), jnp.zeros((1, 299, 299, 3)))[
+    'params'
+  ]
 
 
 def params_from_state_dict(state: dict[str, np.ndarray], where: str = 'state dict') -> dict:
@@ -203,9 +226,10 @@ def params_from_state_dict(state: dict[str, np.ndarray], where: str = 'state dic
   surplus = sorted(k for k in set(state) - set(flat) if not k.endswith('num_batches_tracked'))
   if missing or surplus:
     raise InceptionWeightsError(
-        f'{where} is not the FID Inception (pytorch-fid pt_inception-2015-12-05): missing '
-        f'{missing[:5]}{"..." if len(missing) > 5 else ""} ({len(missing)}), unexpected '
-        f'{surplus[:5]}{"..." if len(surplus) > 5 else ""} ({len(surplus)})')
+      f'{where} is not the FID Inception (pytorch-fid pt_inception-2015-12-05): missing '
+      f'{missing[:5]}{"..." if len(missing) > 5 else ""} ({len(missing)}), unexpected '
+      f'{surplus[:5]}{"..." if len(surplus) > 5 else ""} ({len(surplus)})'
+    )
   params = {}
   for key, (names, shape) in flat.items():
     value = np.asarray(state[key], np.float32)
@@ -214,8 +238,10 @@ def params_from_state_dict(state: dict[str, np.ndarray], where: str = 'state dic
     elif names[-1] == 'kernel':
       value = value.T  # fc (out, in) -> (in, out)
     if value.shape != tuple(shape):
-      raise InceptionWeightsError(f'{where}: {key} has shape {value.shape} after transposing, '
-                                  f'the FID Inception needs {tuple(shape)}')
+      raise InceptionWeightsError(
+        f'{where}: {key} has shape {value.shape} after transposing, '
+        f'the FID Inception needs {tuple(shape)}'
+      )
     node = params
     for n in names[:-1]:
       node = node.setdefault(n, {})

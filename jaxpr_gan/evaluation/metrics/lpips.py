@@ -7,6 +7,7 @@ space and summed over the five layers. Two files the user gives: torchvision's v
 (the backbone) and the lpips package's weights/v0.1/vgg.pth (the lin layers, keys
 lin{k}.model.1.weight). Nothing is downloaded.
 """
+
 import os
 
 import jax
@@ -30,13 +31,16 @@ def load_linear(path: str) -> list[np.ndarray]:
   if not path or not os.path.isfile(path):
     raise LPIPSWeightsError(f'LPIPS linear-layer file {path!r} does not exist')
   import torch  # pylint: disable=g-import-not-at-top
+
   state = torch.load(path, map_location='cpu', weights_only=True)
   weights = []
   for k, c in enumerate(CHANNELS):
     key = f'lin{k}.model.1.weight'
     if key not in state or tuple(state[key].shape) != (1, c, 1, 1):
-      raise LPIPSWeightsError(f'{path} has no {key} of shape (1, {c}, 1, 1); give the lpips '
-                              "package's weights/v0.1/vgg.pth")
+      raise LPIPSWeightsError(
+        f'{path} has no {key} of shape (1, {c}, 1, 1); give the lpips '
+        "package's weights/v0.1/vgg.pth"
+      )
     weights.append(state[key].numpy().reshape(c).astype(np.float32))
   return weights
 
@@ -45,8 +49,9 @@ def load(backbone_path: str, linear_path: str) -> dict:
   """{'vgg': VGG16 params to relu5_3, 'lin': [5 weight vectors]}."""
   params, kind = vgg.load_weights(backbone_path, vgg.convs_needed(LAYERS, 16), depth=16)
   if kind != 'torch':
-    raise LPIPSWeightsError(f'{backbone_path}: LPIPS was trained on torchvision\'s vgg16; give '
-                            'its .pth state dict')
+    raise LPIPSWeightsError(
+      f"{backbone_path}: LPIPS was trained on torchvision's vgg16; give its .pth state dict"
+    )
   return {'vgg': params, 'lin': load_linear(linear_path)}
 
 

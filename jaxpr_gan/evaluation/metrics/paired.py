@@ -1,5 +1,6 @@
 """Scoring outputs against rendered truths: per-pair metrics, their summary, batched scoring."""
-from typing import Callable
+
+from collections.abc import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -16,9 +17,14 @@ def pair_metrics(out: jnp.ndarray, truth: jnp.ndarray, inp: jnp.ndarray) -> dict
   """
   to_unit = lambda z: (jnp.clip(z, -1, 1) + 1) / 2  # same ops on all, so same rounding
   o, t, i = to_unit(out), to_unit(truth), to_unit(inp)
-  return {'l1': image_quality.l1(o, t), 'psnr': image_quality.psnr(o, t),
-          'ssim': image_quality.ssim(o, t), 'input_l1': image_quality.l1(i, t),
-          'input_psnr': image_quality.psnr(i, t), 'input_ssim': image_quality.ssim(i, t)}
+  return {
+    'l1': image_quality.l1(o, t),
+    'psnr': image_quality.psnr(o, t),
+    'ssim': image_quality.ssim(o, t),
+    'input_l1': image_quality.l1(i, t),
+    'input_psnr': image_quality.psnr(i, t),
+    'input_ssim': image_quality.ssim(i, t),
+  }
 
 
 def summary(per_pair: dict[str, np.ndarray], mask: np.ndarray | None = None) -> dict:
@@ -26,20 +32,26 @@ def summary(per_pair: dict[str, np.ndarray], mask: np.ndarray | None = None) -> 
   mask = np.ones(len(per_pair['l1']), bool) if mask is None else mask
   m = {k: v[mask] for k, v in per_pair.items()}
   finite_mean = lambda v: float(np.mean(np.minimum(v, 100.0)))  # identical pairs: PSNR capped
-  return {'paired_l1': float(np.mean(m['l1'])), 'psnr': finite_mean(m['psnr']),
-          'ssim': float(np.mean(m['ssim'])),
-          'improvement_rate': float(np.mean(m['l1'] < m['input_l1'])),
-          # The same question asked with PSNR (squared error), which small errors spread over the
-          # whole face weigh less than L1 does.
-          'psnr_improvement_rate': float(np.mean(m['psnr'] > m['input_psnr'])),
-          'input_as_output': {'paired_l1': float(np.mean(m['input_l1'])),
-                              'psnr': finite_mean(m['input_psnr']),
-                              'ssim': float(np.mean(m['input_ssim']))},
-          'num_pairs': int(mask.sum())}
+  return {
+    'paired_l1': float(np.mean(m['l1'])),
+    'psnr': finite_mean(m['psnr']),
+    'ssim': float(np.mean(m['ssim'])),
+    'improvement_rate': float(np.mean(m['l1'] < m['input_l1'])),
+    # The same question asked with PSNR (squared error), which small errors spread over the
+    # whole face weigh less than L1 does.
+    'psnr_improvement_rate': float(np.mean(m['psnr'] > m['input_psnr'])),
+    'input_as_output': {
+      'paired_l1': float(np.mean(m['input_l1'])),
+      'psnr': finite_mean(m['input_psnr']),
+      'ssim': float(np.mean(m['input_ssim'])),
+    },
+    'num_pairs': int(mask.sum()),
+  }
 
 
-def in_batches(fn: Callable[..., dict], arrays: dict[str, np.ndarray],
-               batch_size: int) -> dict[str, np.ndarray]:
+def in_batches(
+  fn: Callable[..., dict], arrays: dict[str, np.ndarray], batch_size: int
+) -> dict[str, np.ndarray]:
   """Applies a jitted `fn(**arrays) -> dict of per-item values` in fixed-size batches (the last
   one padded, so one compiled shape) and concatenates the results."""
   n = len(next(iter(arrays.values())))
@@ -47,8 +59,10 @@ def in_batches(fn: Callable[..., dict], arrays: dict[str, np.ndarray],
   for start in range(0, n, batch_size):
     stop = min(start + batch_size, n)
     pad = batch_size - (stop - start)
-    chunk = {k: np.concatenate([v[start:stop]] + [v[stop - 1:stop]] * pad) if pad else
-             v[start:stop] for k, v in arrays.items()}
+    chunk = {
+      k: np.concatenate([v[start:stop]] + [v[stop - 1 : stop]] * pad) if pad else v[start:stop]
+      for k, v in arrays.items()
+    }
     for k, v in fn(**chunk).items():
-      out.setdefault(k, []).append(np.asarray(v)[:stop - start])
+      out.setdefault(k, []).append(np.asarray(v)[: stop - start])
   return {k: np.concatenate(v) for k, v in out.items()}
