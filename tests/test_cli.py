@@ -173,3 +173,28 @@ def test_a_run_from_another_directory_says_what_runs_without_noise(tmp_path):
   assert 'Model stargan: G 12,028 parameters, D 11,452' in said
   export = _run(['-m', 'jaxpr_gan.tools.export', '--workdir=run', '--out=g.jaxgen'], str(tmp_path))
   assert export.returncode == 0 and (tmp_path / 'g.jaxgen').is_file(), export.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+  'tool',
+  [
+    ['eval.py', '--workdir=run'],
+    ['-m', 'jaxpr_gan.tools.judge', '--workdir=judge'],
+    ['-m', 'jaxpr_gan.tools.convert', '--workdir=imported', '--generator=G.ckpt'],
+  ],
+)
+@pytest.mark.parametrize(
+  'variant,override,expected',
+  [
+    (':tiny', '--config.data.image_sise=8', 'did you mean config.data.image_size?'),
+    (':tiny', '--config.n_critic=two', "invalid literal for int() with base 10: 'two'"),
+    (':quik', '', "unknown variant 'quik'"),
+  ],
+)
+def test_every_tool_with_a_config_says_its_mistakes_in_one_line(
+  tool, variant, override, expected, tmp_path
+):
+  args = [os.path.join(ROOT, tool[0])] + tool[1:] if tool[0].endswith('.py') else list(tool)
+  args += [f'--config={CONFIG}{variant}'] + ([override] if override else [])
+  _user_error(_run(args, str(tmp_path)), expected)
+  assert not any(tmp_path.iterdir())  # nothing written
