@@ -16,7 +16,12 @@ _CONFIG = config_flags.DEFINE_config_file(
   'config', None, "A config to evaluate with instead of the checkpoint's own.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory holding checkpoints/.')
-_STEP = flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: the latest).')
+_STEP = flags.DEFINE_integer(
+  'step', None, 'Checkpoint step to evaluate (default: the newest intact one).'
+)
+_OUT = flags.DEFINE_string(
+  'out', None, 'Folder for the evaluation (default: WORKDIR/eval), e.g. for a read-only run.'
+)
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -24,7 +29,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   checkpointing.quiet_orbax_logging()
-  evaluate.evaluate(_WORKDIR.value, _STEP.value, _CONFIG.value)
+  evaluate.evaluate(_WORKDIR.value, _STEP.value, _CONFIG.value, _OUT.value)
 
 
 if __name__ == '__main__':

@@ -98,13 +98,24 @@ class FileListSource:
   {'path', 'label'}, decoded later in a map (`decode_record`).
 
   Holds only the file list (strings and an int32 array), so it pickles cheaply into grain
-  worker processes.
+  worker processes. `root` (the folder given, else the files' common folder) names the source
+  in error messages.
   """
 
-  def __init__(self, paths, labels, class_names):
+  def __init__(self, paths, labels, class_names, root: str = ''):
     self._paths = list(paths)
     self._labels = np.asarray(labels, dtype=np.int32)
     self.class_names = tuple(class_names)
+    self._root = os.fspath(root)
+
+  @property
+  def root(self) -> str:
+    if not self._root and self._paths:
+      try:
+        self._root = os.path.commonpath([os.path.dirname(p) for p in self._paths])
+      except ValueError:  # absolute and relative paths mixed
+        pass
+    return self._root
 
   def __len__(self) -> int:
     return len(self._paths)
@@ -125,21 +136,25 @@ class ImageFolderSource(FileListSource):
   """The files of root/<class>/* (`scan_image_folder`), labelled by their class folder."""
 
   def __init__(self, root: str):
-    self.root = os.fspath(root)
-    class_names, files = scan_image_folder(self.root)
-    super().__init__([path for path, _ in files], [label for _, label in files], class_names)
+    root = os.fspath(root)
+    class_names, files = scan_image_folder(root)
+    paths, labels = [path for path, _ in files], [label for _, label in files]
+    super().__init__(paths, labels, class_names, root=root)
 
 
-def decode_record(record: dict, size: int) -> dict:
-  """{'path', 'label'} -> {'image': uint8 (size, size, 3), 'label': int32, 'valid': bool}.
+def decode_record(record: dict, size: int, max_pixels: int = decoding.MAX_PIXELS) -> dict:
+  """{'path', 'label'} -> {'image': uint8 (size, size, 3), 'label': int32, 'valid': bool,
+  'reason': str}.
 
-  An unreadable file is logged with its path and the reason and comes back as a zero image with
-  valid=False, for the pipeline to drop and count; the run goes on.
+  An unreadable file (or one over `max_pixels`, see decoding.py) is logged with its path and the
+  reason and comes back as a zero image with valid=False and the reason (which starts with the
+  path), for the pipeline to drop, count and, when nothing decodes, report; the run goes on.
   """
   label = np.int32(record['label'])
   try:
-    image, valid = decoding.load_image(record['path'], size), True
+    image = decoding.load_image(record['path'], size, max_pixels=max_pixels)
+    valid, reason = True, ''
   except decoding.DecodeError as e:
     logging.warning('Skipping unreadable image: %s', e)  # e starts with the path
-    image, valid = np.zeros((size, size, 3), np.uint8), False
-  return {'image': image, 'label': label, 'valid': np.bool_(valid)}
+    image, valid, reason = np.zeros((size, size, 3), np.uint8), False, str(e)
+  return {'image': image, 'label': label, 'valid': np.bool_(valid), 'reason': np.str_(reason)}

@@ -110,8 +110,12 @@ def synthetic_domains(
 def folder_domains(root: str, split: str) -> TwoGroupSource:
   """root/<split>A and root/<split>B; labels are the domain (0 for A, 1 for B)."""
   names = ('A', 'B')
-  lists = [list_images(os.path.join(root, f'{split}{n}'), EXPECTED_DOMAIN_LAYOUT) for n in names]
-  a, b = (folders.FileListSource(p, [k] * len(p), names) for k, p in enumerate(lists))
+  dirs = [os.path.join(root, f'{split}{n}') for n in names]
+  lists = [list_images(d, EXPECTED_DOMAIN_LAYOUT) for d in dirs]
+  a, b = (
+    folders.FileListSource(p, [k] * len(p), names, root=d)
+    for k, (p, d) in enumerate(zip(lists, dirs))
+  )
   return TwoGroupSource(a, b, names, names)
 
 
@@ -137,7 +141,8 @@ def folder_groups(root: str, split: str) -> TwoGroupSource:
   """root/<split>/neutral and root/<split>/emotional[/<expression>]; labels index the classes
   ('neutral' first, then the expression subfolders, or 'emotional' when there are none)."""
   base = os.path.join(root, split)
-  neutral = list_images(os.path.join(base, 'neutral'), EXPECTED_GROUP_LAYOUT)
+  neutral_dir = os.path.join(base, 'neutral')
+  neutral = list_images(neutral_dir, EXPECTED_GROUP_LAYOUT)
   emotional_dir = os.path.join(base, 'emotional')
   emotional = list_images(emotional_dir, EXPECTED_GROUP_LAYOUT)
   subdirs = sorted(
@@ -163,8 +168,8 @@ def folder_groups(root: str, split: str) -> TwoGroupSource:
   else:
     class_names, labels = ('neutral', 'emotional'), [1] * len(emotional)
   return TwoGroupSource(
-    folders.FileListSource(neutral, [0] * len(neutral), class_names),
-    folders.FileListSource(emotional, labels, class_names),
+    folders.FileListSource(neutral, [0] * len(neutral), class_names, root=neutral_dir),
+    folders.FileListSource(emotional, labels, class_names, root=emotional_dir),
     ('neutral', 'emotional'),
     class_names,
   )

@@ -8,13 +8,16 @@ Per split (and group): images per class; the original image sizes (a histogram o
 height); the files that do not decode, with the reason; exact duplicates by content hash (of
 the file, or of the pixels for pre-decoded sources); the items the source left out (bad CSV or
 attribute lines, unmatched file names), with their line numbers; and a contact sheet PNG with a
-row of samples per class. Writes report.json and contact_sheet_<split>.png to --out and prints
-a summary.
+row of samples per class. Writes report.json (strict JSON) and contact_sheet_<split>.png to --out,
+each atomically, and prints a summary.
+
+Files are decoded as training decodes them (`decoding.decode_image`, with data.max_pixels), so
+every file training would skip is listed with the same reason: decompression bombs and images
+over the pixel limit included. No one file stops the inspection.
 """
 
 import collections
 import hashlib
-import json
 import os
 
 from absl import app
@@ -27,6 +30,8 @@ import tqdm
 from input_pipeline import decoding
 from input_pipeline import groups
 from input_pipeline import pipeline
+from jaxpr_gan import files
+from jaxpr_gan import images
 
 
 def _sheet(examples: dict[int, list[np.ndarray]], class_names, size: int, per_class: int):
@@ -42,8 +47,27 @@ def _sheet(examples: dict[int, list[np.ndarray]], class_names, size: int, per_cl
   return sheet
 
 
+def _inspect_file(path: str, size: int, max_pixels: int):
+  """-> (image or None, 'WxH' or None, content digest or None, reason or None) of one file."""
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    return None, None, None, f'cannot read file: {e}'
+  shape = image = None
+  try:
+    w, h = decoding.header_size(data)  # the header only: fine on a decompression bomb
+    shape = f'{w}x{h}'
+    image = decoding.decode_image(data, size, max_pixels=max_pixels)
+  except decoding.DecodeError as e:
+    return None, shape, None, str(e)
+  except Exception as e:  # pylint: disable=broad-except  (a report lists every bad file)
+    return None, shape, None, f'{type(e).__name__}: {e}'
+  return image, shape, hashlib.sha1(data).hexdigest(), None
+
+
 def inspect_source(
-  source, size: int, per_class: int = 8, max_items: int = 0
+  source, size: int, per_class: int = 8, max_items: int = 0, max_pixels: int = decoding.MAX_PIXELS
 ) -> tuple[dict, np.ndarray]:
   """-> (report, contact sheet) of one labelled source."""
   names = list(source.class_names)
@@ -58,16 +82,13 @@ def inspect_source(
     counts[names[label]] += 1
     if 'path' in record:
       path = record['path']
-      try:
-        with open(path, 'rb') as f:
-          data = f.read()
-        with Image.open(path) as img:
-          sizes[f'{img.size[0]}x{img.size[1]}'] += 1
-        image = decoding.decode_image(data, size)
-      except (OSError, decoding.DecodeError, Image.UnidentifiedImageError) as e:
-        unreadable.append({'file': path, 'reason': f'{type(e).__name__}: {e}'})
+      image, shape, digest, reason = _inspect_file(path, size, max_pixels)
+      if shape:
+        sizes[shape] += 1
+      if reason:
+        unreadable.append({'file': path, 'reason': reason})
         continue
-      hashes[hashlib.sha1(data).hexdigest()].append(path)
+      hashes[digest].append(path)
     else:
       image = np.asarray(record['image'])
       sizes[f'{image.shape[1]}x{image.shape[0]}'] += 1
@@ -88,7 +109,9 @@ def inspect_source(
 
 
 def inspect(config, out: str, per_class: int = 8, max_items: int = 0) -> dict:
+  """Inspects every split (and group) of config.data; writes the report and sheets to `out`."""
   os.makedirs(out, exist_ok=True)
+  limit = pipeline.max_pixels(config.data)
   report = {'source': config.data.source}
   for split in ('train', 'test'):
     source = pipeline.make_source(config.data, split)
@@ -98,12 +121,11 @@ def inspect(config, out: str, per_class: int = 8, max_items: int = 0) -> dict:
       else [(split, source)]
     )
     for name, part in parts:
-      part_report, sheet = inspect_source(part, config.data.image_size, per_class, max_items)
+      part_report, sheet = inspect_source(part, config.data.image_size, per_class, max_items, limit)
       part_report['contact_sheet'] = f'contact_sheet_{name}.png'
-      Image.fromarray(sheet).save(os.path.join(out, part_report['contact_sheet']))
+      images.save_png(os.path.join(out, part_report['contact_sheet']), sheet)
       report[name] = part_report
-  with open(os.path.join(out, 'report.json'), 'w') as f:
-    json.dump(report, f, indent=1)
+  files.write_json(os.path.join(out, 'report.json'), report)
   return report
 
 

@@ -6,12 +6,16 @@ those: the processes read disjoint examples, an epoch of them together covers th
 global batch that `jax.make_array_from_process_local_data` assembles is the same for any number
 of processes (the batches of 1 process of 8 devices and of 2 processes of 4 devices are equal).
 An undecodable file is replaced by the next example of the same process's share (its block of a
-later batch), so with bad files the batches are the same per process count only.
+later batch), so with bad files the batches are the same per process count only. The wait for
+good examples is bounded: `data.max_consecutive_bad` bad examples in a row (0: as many as the
+source holds, one pass) end the stream with `NoValidData`, naming the source and the first
+reasons, instead of looping (and logging) forever over a folder of broken files.
 
 The iterator's state (`get_state`/`set_state`) is saved with every checkpoint, so a resumed run
 reads exactly the batches an uninterrupted run would have read.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 from absl import logging
@@ -19,17 +23,47 @@ import grain
 import ml_collections
 import numpy as np
 
+from input_pipeline import decoding
 from input_pipeline import folders
 from input_pipeline import groups
 from input_pipeline import records
 from input_pipeline import sources
 from input_pipeline import splits
 from input_pipeline import synthetic
+from jaxpr_gan import errors
 
 # data.groups: how a model reads its data. 'classes': labelled faces (the conditional family);
 # 'domains': two unpaired domains (CycleGAN); 'neutral_emotional': the groups of 2CET-GAN.
 GROUPINGS = ('classes', 'domains', 'neutral_emotional')
 SOURCES = ('synthetic', 'folder') + sources.LABELLED_SOURCES + ('tfds', 'array_record')
+_UNSTACKED = ('valid', 'reason')  # per-example bookkeeping, not batch fields
+
+
+class NoValidData(errors.UserError):
+  """No decodable example where some were needed; the message names the source and why."""
+
+
+def source_name(source) -> str:
+  """Where a source's examples come from, for messages: its name and folder, else its type."""
+  if isinstance(source, groups.TwoGroupSource):
+    return ' and '.join(f'{n} {source_name(g)}' for n, g in zip(source.group_names, source.groups))
+  name, root = getattr(source, 'name', ''), getattr(source, 'root', '')
+  if name and root:
+    return f'{name} ({root})'
+  return str(name or root) or type(source).__name__
+
+
+def no_valid_data(where: str, count: int, reasons: Iterable[str], note: str = '') -> NoValidData:
+  """The one-line error for `count` examples read from `where` that all failed."""
+  shown = ' | '.join(' '.join(str(r).split()) for r in list(reasons)[:3]) or 'none recorded'
+  return NoValidData(
+    f'no decodable image in {count} examples read from {where}{note}; first reasons: {shown}'
+  )
+
+
+def max_pixels(data: ml_collections.ConfigDict) -> int:
+  """data.max_pixels, or the default of configs saved before the key existed."""
+  return int(data.get('max_pixels', decoding.MAX_PIXELS))
 
 
 def _make_group_source(data: ml_collections.ConfigDict, split: str) -> groups.TwoGroupSource:
@@ -124,13 +158,16 @@ def make_source(data: ml_collections.ConfigDict, split: str):
 
 
 class ToExample(grain.transforms.Map):
-  """Any source record -> {'image': uint8 (S, S, 3), 'label': int32, 'valid': bool}.
+  """Any source record -> {'image': uint8 (S, S, 3), 'label': int32, 'valid': bool, 'reason'}.
 
-  A two-group record {'a': ..., 'b': ...} gives image_a, label_a, image_b, label_b and valid.
+  A two-group record {'a': ..., 'b': ...} gives image_a, label_a, image_b, label_b, valid and
+  reason. `reason` (a str scalar, '' when valid) says why an example is invalid; it travels in
+  the example because grain may decode in worker processes. Files over `max_pixels` pixels are
+  invalid (decoding.py).
   """
 
-  def __init__(self, size: int):
-    self._size = size
+  def __init__(self, size: int, max_pixels: int = decoding.MAX_PIXELS):
+    self._size, self._max_pixels = size, max_pixels
 
   def map(self, record: dict[str, Any]) -> dict[str, Any]:
     if 'a' in record and 'b' in record:
@@ -141,23 +178,26 @@ class ToExample(grain.transforms.Map):
         'image_b': b['image'],
         'label_b': b['label'],
         'valid': np.bool_(a['valid'] and b['valid']),
+        'reason': np.str_('; '.join(str(r) for r in (a['reason'], b['reason']) if r)),
       }
     if 'path' in record:
-      record = folders.decode_record(record, self._size)
+      record = folders.decode_record(record, self._size, self._max_pixels)
       return {
         'image': record['image'],
         'label': np.int32(record['label']),
         'valid': np.bool_(record['valid']),
+        'reason': np.str_(record['reason']),
       }
-    return {'image': record['image'], 'label': np.int32(record['label']), 'valid': np.bool_(True)}
+    image, label = record['image'], np.int32(record['label'])
+    return {'image': image, 'label': label, 'valid': np.bool_(True), 'reason': np.str_('')}
 
 
 class _Read(grain.transforms.Map):
   """Source index -> the example `ToExample` makes of it, with its `index` in the source."""
 
-  def __init__(self, source, size: int):
+  def __init__(self, source, size: int, max_pixels: int):
     self._source = source
-    self._to_example = ToExample(size)
+    self._to_example = ToExample(size, max_pixels)
 
   def map(self, index: int) -> dict[str, Any]:
     return dict(self._to_example.map(self._source[int(index)]), index=np.int64(index))
@@ -166,9 +206,9 @@ class _Read(grain.transforms.Map):
 class _ReadPair(grain.transforms.Map):
   """(index in group a, index in group b) -> the pair's example with index_a and index_b."""
 
-  def __init__(self, source: groups.TwoGroupSource, size: int):
+  def __init__(self, source: groups.TwoGroupSource, size: int, max_pixels: int):
     self._groups = source.groups
-    self._to_example = ToExample(size)
+    self._to_example = ToExample(size, max_pixels)
 
   def map(self, indices) -> dict[str, Any]:
     ia, ib = (int(i) for i in indices)
@@ -234,23 +274,37 @@ class _RandomFlip(grain.transforms.RandomMap):
 
 
 class _ValidBatchIterator(grain.DatasetIterator):
-  """Stacks `batch_size` valid examples; undecodable ones are dropped and counted per batch."""
+  """Stacks `batch_size` valid examples; undecodable ones are dropped and counted per batch.
 
-  def __init__(self, parent: grain.DatasetIterator, batch_size: int):
+  `max_bad` invalid examples in a row raise NoValidData naming `where` and the first reasons:
+  a source with nothing decodable would otherwise be read forever.
+  """
+
+  def __init__(
+    self, parent: grain.DatasetIterator, batch_size: int, max_bad: int, where: str, note: str
+  ):
     super().__init__(parent)
-    self._batch_size = batch_size
+    self._batch_size, self._max_bad = batch_size, max_bad
+    self._where, self._note = where, note
 
   def __next__(self) -> dict[str, np.ndarray]:
     """-> the examples' fields stacked ('image', 'label', 'index' in the source, or their _a and
     _b forms for two groups) and 'num_skipped'; the loop uses the objective's batch keys."""
-    examples, skipped = [], 0
+    examples, skipped, bad_run, reasons = [], 0, 0, []
     while len(examples) < self._batch_size:
       example = next(self._parent)
       if example['valid']:
         examples.append(example)
-      else:
-        skipped += 1
-    batch = {k: np.stack([e[k] for e in examples]) for k in examples[0] if k != 'valid'}
+        bad_run, reasons = 0, []
+        continue
+      skipped += 1
+      bad_run += 1
+      reason = str(example.get('reason', ''))
+      if reason and reason not in reasons and len(reasons) < 3:
+        reasons.append(reason)
+      if bad_run >= self._max_bad:
+        raise no_valid_data(self._where, bad_run, reasons, self._note)
+    batch = {k: np.stack([e[k] for e in examples]) for k in examples[0] if k not in _UNSTACKED}
     return dict(batch, num_skipped=np.int32(skipped))
 
   def get_state(self):
@@ -261,12 +315,22 @@ class _ValidBatchIterator(grain.DatasetIterator):
 
 
 class _ValidBatch(grain.IterDataset):
-  def __init__(self, parent: grain.IterDataset, batch_size: int):
+  """Batches of valid examples, at most `max_consecutive_bad` invalid ones in a row (see above)."""
+
+  def __init__(self, parent: grain.IterDataset, batch_size: int, data, source):
     super().__init__(parent)
     self._batch_size = batch_size
+    setting = int(data.get('max_consecutive_bad', 0))
+    self._max_bad = setting or len(source)  # TwoGroupSource: its larger group's length
+    self._where = source_name(source)
+    self._note = f', in a row (config.data.max_consecutive_bad={setting}' + (
+      f': one pass over its {len(source)} items)' if not setting else ')'
+    )
 
   def __iter__(self) -> grain.DatasetIterator:
-    return _ValidBatchIterator(self._parent.__iter__(), self._batch_size)
+    return _ValidBatchIterator(
+      self._parent.__iter__(), self._batch_size, self._max_bad, self._where, self._note
+    )
 
 
 def create_train_dataset(
@@ -290,10 +354,10 @@ def create_train_dataset(
       grain.MapDataset.range(len(g)).shuffle(seed=data.seed + 17 * k).repeat(None)
       for k, g in enumerate(source.groups)
     )
-    ds = _Zip(a, b).map(_ReadPair(source, data.image_size))
+    ds = _Zip(a, b).map(_ReadPair(source, data.image_size, max_pixels(data)))
   else:
     ds = grain.MapDataset.range(len(source)).shuffle(seed=data.seed).repeat(None)
-    ds = ds.map(_Read(source, data.image_size))
+    ds = ds.map(_Read(source, data.image_size, max_pixels(data)))
   if data.random_flip:  # seeded by the position in the global stream
     ds = ds.random_map(_RandomFlip(), seed=data.seed + 1)
   if process_count > 1:
@@ -305,7 +369,7 @@ def create_train_dataset(
     ds = ds.mp_prefetch(
       grain.MultiprocessingOptions(num_workers=data.num_workers, per_worker_buffer_size=64)
     )
-  ds = _ValidBatch(ds, per_process)
+  ds = _ValidBatch(ds, per_process, data, source)
   logging.info(
     'Training data: %d examples, classes %s; process %d of %d reads %d of every '
     'global batch of %d.',

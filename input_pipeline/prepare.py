@@ -8,10 +8,11 @@
 Every image is decoded, cropped and resized to data.image_size here, in --workers processes,
 so training reads raw pixels (`input_pipeline.records`). Shards keep the source's order, so a
 run on the prepared set reads the same batches as on the source (same seed). Unreadable images
-are left out and listed in meta.json. A shard is written under a temporary name and renamed
-when complete, with a small JSON of its counts beside it: an interrupted preparation, rerun,
-skips the finished shards. meta.json (class names, counts per class, shards) is written last;
-until it exists the directory is not a data set.
+are left out and listed in meta.json (images over data.max_pixels too, as in training). A shard
+is written under a temporary name and renamed when complete, with a small JSON of its counts
+beside it: an interrupted preparation, rerun, skips the finished shards. meta.json (class names,
+counts per class, shards) is written last; until it exists the directory is not a data set.
+Every JSON is strict and written atomically (`jaxpr_gan.files.write_json`).
 """
 
 import json
@@ -28,14 +29,15 @@ import tqdm
 from input_pipeline import groups
 from input_pipeline import pipeline
 from input_pipeline import records
+from jaxpr_gan import files
 
 
 def _write_shard(task) -> dict:
-  """(source, start, end, path, size) -> the shard's counts; writes path atomically."""
-  source, start, end, path, size = task
+  """(source, start, end, path, size, max_pixels) -> the shard's counts; writes path atomically."""
+  source, start, end, path, size, max_pixels = task
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
 
-  to_example = pipeline.ToExample(size)
+  to_example = pipeline.ToExample(size, max_pixels)
   counts, skipped = {}, []
   tmp = path + '.tmp'
   writer = array_record_module.ArrayRecordWriter(tmp, 'group_size:1')
@@ -50,8 +52,7 @@ def _write_shard(task) -> dict:
     counts[label] = counts.get(label, 0) + 1
   writer.close()
   summary = {'counts': counts, 'skipped': skipped, 'items': end - start}
-  with open(path + '.json', 'w') as f:
-    json.dump(summary, f)
+  files.write_json(path + '.json', summary, indent=None)
   os.replace(tmp, path)
   return summary
 
@@ -84,7 +85,14 @@ def _plan(data, out: str, splits, shard_size: int, meta: dict):
         tasks.append(
           (
             prefix,
-            (part, k * shard_size, min(len(part), (k + 1) * shard_size), path, data.image_size),
+            (
+              part,
+              k * shard_size,
+              min(len(part), (k + 1) * shard_size),
+              path,
+              data.image_size,
+              pipeline.max_pixels(data),
+            ),
           )
         )
   return tasks, finished
@@ -136,8 +144,7 @@ def prepare(
         counts[names[int(label)]] = counts.get(names[int(label)], 0) + n
     meta['counts'][prefix] = counts
     meta['skipped'][prefix] = sorted(p for s in summaries for p in s['skipped'])
-  with open(os.path.join(out, records.META_FILE), 'w') as f:
-    json.dump(meta, f, indent=1)
+  files.write_json(os.path.join(out, records.META_FILE), meta)
   return meta
 
 

@@ -27,6 +27,8 @@ import re
 from absl import logging
 import numpy as np
 
+from jaxpr_gan import files
+
 LABELLED_SOURCES = ('csv', 'attributes', 'filename')
 SPLITS = ('folders', 'file', 'column', 'fraction', 'identity')
 ON_ERROR = ('skip', 'stop')
@@ -249,9 +251,9 @@ def read_filenames(
     raise DataError(f'data root {root!r} is not a directory (config.data.root)')
   code_names = FILENAME_LABEL_NAMES.get(preset, {})
   found, unmatched = [], []
-  for folder, dirs, files in os.walk(root):
+  for folder, dirs, names_here in os.walk(root):
     dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-    for name in sorted(files):
+    for name in sorted(names_here):
       if name.startswith('.'):
         continue
       path = os.path.join(folder, name)
@@ -286,6 +288,5 @@ def write_problems(source, path: str) -> int:
   if not problems:
     return 0
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'w') as f:
-    f.writelines(f'{where}\t{why}\n' for where, why in problems)
+  files.write_text(path, ''.join(f'{where}\t{why}\n' for where, why in problems))
   return len(problems)

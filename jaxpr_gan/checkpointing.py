@@ -14,19 +14,116 @@ evaluation must not delete a save in flight.
 Steps beyond `max_to_keep` are first renamed into `checkpoints/deleting/` (atomic), so that a kill
 in the middle of their deletion can't leave a half-deleted step that `all_steps` still lists;
 `save`, `wait` and `close` empty that directory. See tests/test_resilience.py.
+
+Verification: each step's metadata holds a digest of the saved state (two position-weighted sums
+of every array's bits per leaf, computed on the devices, so every process of a multi-host run gets
+it without gathering the arrays), of the data-iterator position and of the metadata itself.
+`restore` and `meta` recompute them, and a step whose files are damaged (a flipped bit, a
+truncated, deleted or garbled file) raises `DamagedCheckpoint` naming the step and the cause.
+train.py moves such a step aside into `checkpoints/damaged/` and resumes from the newest intact
+one; eval.py skips it (tests/test_checkpoint_faults.py).
 """
 
+from collections.abc import Callable
+import hashlib
+import json
 import os
 import re
+import sys
 from typing import Any
 
+from absl import logging
 import jax
+from jax import lax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from jaxpr_gan import distributed
+from jaxpr_gan import errors
 
 _ITEMS = ('state', 'data_iter', 'meta')
 _TRASH = 'deleting'  # orbax's todelete_subdir: old steps are renamed into it, then deleted by us
+DAMAGED = 'damaged'  # damaged steps are moved here, under checkpoints/
+_MAX_REMOVED_WHILE_READING = 8
+
+
+class DamagedCheckpoint(errors.UserError):
+  """A saved step whose files do not give back what was saved."""
+
+  def __init__(self, step: int, directory, cause: str):
+    self.step, self.cause = step, cause
+    super().__init__(f'checkpoint step {step} in {directory} is damaged: {cause}')
+
+
+def _quiet_closed_loop_callbacks() -> None:
+  """After a read fails, orbax closes its event loop while tensorstore still completes the other
+  reads of that step, and each completion's callback reports `RuntimeError: Event loop is
+  closed` as an unraisable exception: dozens of tracebacks around the one-line error. Those
+  alone are dropped; every other unraisable exception is reported as before."""
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    e = unraisable.exc_value
+    if isinstance(e, RuntimeError) and str(e) == 'Event loop is closed':
+      return
+    previous(unraisable)
+
+  sys.unraisablehook = hook
+
+
+_quiet_closed_loop_callbacks()
+
+
+def _as_uint32(x: jax.Array) -> jax.Array:
+  """The bits of any array as a flat uint32 vector (wider types split, narrower widened)."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    x = jax.random.key_data(x)
+  if x.dtype == jnp.bool_:
+    x = x.astype(jnp.uint8)
+  width = x.dtype.itemsize
+  if width != 4:
+    x = lax.bitcast_convert_type(x, {1: jnp.uint8, 2: jnp.uint16, 8: jnp.uint32}[width])
+  else:
+    x = lax.bitcast_convert_type(x, jnp.uint32)
+  return x.astype(jnp.uint32).reshape(-1)
+
+
+@jax.jit
+def _leaf_sums(leaves: list[jax.Array]) -> jax.Array:
+  """(leaves, 2) uint32: per leaf, the sum of its words and the sum weighted by 2 * index + 1,
+  both mod 2^32. One changed bit changes the first; moved words change the second."""
+  out = []
+  for leaf in leaves:
+    u = _as_uint32(leaf)
+    odd = 2 * jnp.arange(u.size, dtype=jnp.uint32) + 1
+    out.append(jnp.stack([jnp.sum(u, dtype=jnp.uint32), jnp.sum(u * odd, dtype=jnp.uint32)]))
+  return jnp.stack(out) if out else jnp.zeros((0, 2), jnp.uint32)
+
+
+def state_digest(state: Any) -> dict[str, str]:
+  """{leaf path: 16 hex digits} of a (sharded) train state; every process gets the same."""
+  pairs = jax.tree_util.tree_leaves_with_path(state)
+  paths, leaves = [p for p, _ in pairs], [x for _, x in pairs]
+  sums = jax.device_get(_leaf_sums(leaves))
+  return {jax.tree_util.keystr(p): f'{int(a):08x}{int(b):08x}' for p, (a, b) in zip(paths, sums)}
+
+
+def _json_digest(value: Any) -> str:
+  return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _with_digest(meta: dict, state: Any, data_iter: Any) -> dict:
+  meta = {k: v for k, v in meta.items() if k != 'digest'}
+  digest = {'state': state_digest(state), 'meta': _json_digest(meta)}
+  if data_iter is not None:
+    digest['data_iter'] = _json_digest(data_iter)
+  return dict(meta, digest=digest)
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f'{type(error).__name__}: {text[0] if text else ""}'[:300]
 
 
 def _manager(workdir: str, max_to_keep: int | None = None, async_save: bool = True):
@@ -54,19 +151,32 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
+  def reload(self) -> None:
+    """Sees steps that other processes saved, moved or deleted since this one was opened."""
+    self._manager.reload()
+
+  def step_directory(self, step: int):
+    return self._manager.directory / str(step)
+
   def save(self, step: int, state: Any, data_iter_state: dict | None, meta: dict) -> None:
     if not self._partial_saves_removed:  # before this process's first save: none is in flight
       self.remove_partial_saves()
       self._partial_saves_removed = True
     self._empty_trash()
-    items = {'state': ocp.args.StandardSave(state), 'meta': ocp.args.JsonSave(meta)}
     if data_iter_state is not None:
       # Multi-process: every process's own position (orbax writes JSON from process 0 only).
-      items['data_iter'] = ocp.args.JsonSave(distributed.gather_iterator_states(data_iter_state))
+      data_iter_state = distributed.gather_iterator_states(data_iter_state)
+    meta = _with_digest(meta, state, data_iter_state)
+    items = {'state': ocp.args.StandardSave(state), 'meta': ocp.args.JsonSave(meta)}
+    if data_iter_state is not None:
+      items['data_iter'] = ocp.args.JsonSave(data_iter_state)
     self._manager.save(step, args=ocp.args.Composite(**items))
 
   def restore(self, step: int, state_template: Any, with_data_iter: bool = True):
-    """-> (state laid out like `state_template` (arrays or ShapeDtypeStructs), iterator state)."""
+    """-> (state laid out like `state_template` (arrays or ShapeDtypeStructs), iterator state),
+    checked against the step's digests; raises DamagedCheckpoint when they differ or the files
+    cannot be read."""
+    meta = self.meta(step)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template)
     items = {'state': ocp.args.StandardRestore(abstract)}
     if with_data_iter:
@@ -75,15 +185,88 @@ class Checkpointer:
       restored = self._manager.restore(step, args=ocp.args.Composite(**items))
     except ValueError as e:
       if 'tree structures do not match' not in str(e) and 'shape' not in str(e):
-        raise
+        raise self._damaged(step, e) from e
       raise ValueError(
         f'the checkpoint of step {step} in {self._manager.directory} does not fit this config '
         '(other model, sizes or classes): pass the config the run was trained with; it is '
         'saved in run.json beside checkpoints/.'
       ) from e
+    except Exception as e:  # pylint: disable=broad-except  # any failure to read the files
+      raise self._damaged(step, e) from e
+    self._verify(step, meta.get('digest'), restored['state'], restored.get('data_iter'))
     if not with_data_iter:
       return restored['state'], None
     return restored['state'], distributed.own_iterator_state(restored.get('data_iter'))
+
+  def restore_newest(
+    self, template_fn: Callable[[dict], Any], with_data_iter: bool = True, move_damaged=False
+  ) -> tuple[int, Any, Any, dict] | None:
+    """-> (step, state, iterator state, metadata) of the newest intact step; None if none is saved.
+
+    `template_fn(metadata)` gives the state template. A damaged step is skipped with a warning
+    (and moved into checkpoints/damaged/ with `move_damaged`); a step removed while it is read
+    (a running training's `max_to_keep`) sends the reader to the newest step again. When every
+    step is damaged, DamagedCheckpoint names them all.
+    """
+    damaged, removed = {}, 0
+    while removed <= _MAX_REMOVED_WHILE_READING:
+      self.reload()
+      steps = [s for s in sorted(self.all_steps(), reverse=True) if s not in damaged]
+      if not steps:
+        break
+      step = steps[0]
+      try:
+        meta = self.meta(step)
+        state, iter_state = self.restore(step, template_fn(meta), with_data_iter)
+        return step, state, iter_state, meta
+      except DamagedCheckpoint as e:
+        if not self.step_directory(step).exists():
+          removed += 1
+          continue
+        damaged[step] = e.cause
+        where = self.move_aside(step) if move_damaged else None
+        logging.warning('%s; %s', e, f'moved to {where}' if where else 'trying the previous step')
+    if damaged:
+      causes = '; '.join(f'step {k}: {v}' for k, v in damaged.items())
+      raise DamagedCheckpoint(
+        min(damaged), self._manager.directory, f'no intact step is left ({causes})'
+      )
+    return None
+
+  def _damaged(self, step: int, error: BaseException) -> DamagedCheckpoint:
+    if not self.step_directory(step).exists():
+      return DamagedCheckpoint(step, self._manager.directory, 'its directory was removed')
+    return DamagedCheckpoint(step, self._manager.directory, _first_line(error))
+
+  def _verify(self, step: int, digest: dict | None, state: Any, data_iter: Any) -> None:
+    if digest is None:  # saved before digests existed: nothing to check against
+      logging.warning('Checkpoint step %d has no digest (an older run): not verified.', step)
+      return
+    if 'data_iter' in digest and data_iter is not None:
+      if _json_digest(data_iter) != digest['data_iter']:
+        raise DamagedCheckpoint(step, self._manager.directory, 'the data position differs')
+    got = state_digest(state)
+    bad = [k for k in digest['state'] if got.get(k) != digest['state'][k]]
+    if bad or set(got) != set(digest['state']):
+      raise DamagedCheckpoint(
+        step,
+        self._manager.directory,
+        f'{len(bad)} of {len(got)} arrays differ from what was saved, first {bad[:1]}',
+      )
+
+  def move_aside(self, step: int) -> str:
+    """Renames a damaged step into checkpoints/damaged/ (process 0); -> its new path."""
+    target = self._manager.directory / DAMAGED / str(step)
+    n = 1
+    while target.exists():
+      target, n = self._manager.directory / DAMAGED / f'{step}.{n}', n + 1
+    if jax.process_count() > 1:  # nobody reads the step while it moves
+      multihost_utils.sync_global_devices(f'move aside {step}')
+    if jax.process_index() == 0:
+      target.parent.mkdir(parents=True, exist_ok=True)
+      self.step_directory(step).rename(target)
+    self.reload()
+    return str(target)
 
   def _partial_save_paths(self) -> list:
     # Unfinished step directories as orbax sees them (renamed-on-commit locally; without
@@ -129,7 +312,20 @@ class Checkpointer:
     return sorted(removed)
 
   def meta(self, step: int) -> dict:
-    return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+    """The step's run metadata, checked against its own digest (DamagedCheckpoint if not)."""
+    try:
+      meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+      meta = meta['meta']
+      if not isinstance(meta, dict):
+        raise ValueError(f'the metadata is a {type(meta).__name__}, not an object')
+    except Exception as e:  # pylint: disable=broad-except  # unreadable or garbled JSON
+      raise self._damaged(step, e) from e
+    digest = meta.get('digest')
+    if digest is not None and _json_digest({k: v for k, v in meta.items() if k != 'digest'}) != (
+      digest.get('meta')
+    ):
+      raise DamagedCheckpoint(step, self._manager.directory, 'its metadata was altered')
+    return meta
 
   def reached_preemption(self, step: int) -> bool:
     """True on every process once the preemption sync point is reached (multi-process runs)."""

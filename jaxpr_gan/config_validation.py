@@ -225,6 +225,14 @@ _BOUNDS = (  # key, test, what the value must be
   ('optim.g_lr', lambda v: v > 0, '> 0'),
   ('optim.d_lr', lambda v: v > 0, '> 0'),
   ('ema_decay', lambda v: 0 <= v < 1, 'in [0, 1) (0 disables the EMA)'),
+  ('max_checkpoints', lambda v: v >= 1, '>= 1 (the newest steps kept; 1 keeps only the last)'),
+  ('max_nonfinite_steps', lambda v: v >= 1, '>= 1 (consecutive skipped updates before stopping)'),
+  ('num_sample_faces', lambda v: v >= 1, '>= 1'),
+  ('eval.batch_size', lambda v: v >= 1, '>= 1'),
+  ('eval.num_grid_faces', lambda v: v >= 1, '>= 1'),
+  ('data.num_workers', lambda v: v >= 0, '>= 0 (0: decode in the training process)'),
+  ('data.max_consecutive_bad', lambda v: v >= 0, '>= 0 (0: one pass over the data)'),
+  ('data.max_pixels', lambda v: v >= 1, '>= 1'),
   ('log_every', lambda v: v > 0, '> 0'),
   ('sample_every', lambda v: v > 0, '> 0'),
   ('checkpoint_every', lambda v: v > 0, '> 0'),
@@ -258,8 +266,9 @@ def validate(
       )
   complete = registry.complete(config)  # a key the config lacks takes its default
   _check_keys(complete, registry.default_config(name), name, model_groups=model.groups)
+  _require(complete.batch_size > 0, complete, 'batch_size', 'must be >= 1')
   _require(
-    complete.batch_size > 0 and complete.batch_size % num_devices == 0,
+    complete.batch_size % num_devices == 0,
     complete,
     'batch_size',
     f'is not divisible by the {num_devices} devices (the batch is split '

@@ -9,6 +9,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from jaxpr_gan import files
+
 NORMALISATION = 'RGB, x = uint8 / 127.5 - 1 in [-1, 1]; outputs the same; mask in [0, 1]'
 
 
@@ -46,4 +48,5 @@ def save_png(path: str, image: np.ndarray, min_size: int = 0) -> None:
   if min_size and pil.width < min_size:
     scale = -(-min_size // pil.width)
     pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
-  pil.save(path)
+  with files.atomic_write(path, 'wb') as f:
+    pil.save(f, format='PNG')

@@ -55,6 +55,8 @@ def _data() -> dict:
     root='',  # two-group folders; source 'filename'
     random_flip=True,
     num_workers=2,
+    max_consecutive_bad=0,  # this many undecodable examples in a row stop the run; 0: one pass
+    max_pixels=64_000_000,  # larger images (after JPEG's reduced decode) are skipped unread
     seed=0,
     on_error='stop',  # a bad line or file: 'stop' with its name and line, or 'skip' and list
     split='folders',  # 'folders' | 'file' | 'column' | 'fraction' | 'identity'

@@ -1,5 +1,6 @@
 """Config validation: each mistake is a ConfigError naming the key and value, before compiling."""
 
+import os
 import re
 
 import pytest
@@ -15,6 +16,7 @@ from jaxpr_gan import config_validation
 from jaxpr_gan import registry
 from jaxpr_gan.config_validation import ConfigError
 from jaxpr_gan.training import loop
+from jaxpr_gan.training import memory
 
 MODULES = {
   'stargan': stargan_config,
@@ -230,6 +232,16 @@ def test_synthetic_class_count_in_range():
     ('log_every', 0),
     ('sample_every', 0),
     ('checkpoint_every', 0),
+    ('max_checkpoints', 0),  # kept nothing and exited 0
+    ('max_nonfinite_steps', 0),  # a false NonFiniteError at the first log
+    ('batch_size', 0),  # said "not divisible"
+    ('batch_size', -8),
+    ('num_sample_faces', 0),
+    ('eval.batch_size', 0),
+    ('eval.num_grid_faces', 0),
+    ('data.num_workers', -1),
+    ('data.max_consecutive_bad', -1),
+    ('data.max_pixels', 0),
   ],
 )
 def test_numeric_sanity(key, value):
@@ -287,3 +299,22 @@ def test_twocet_settings(key, value, more):
     config.data.source = 'folder'
   _set(config, key, value)
   _fails(config, key, value, more)
+
+
+def test_a_batch_larger_than_the_memory_is_named_before_the_first_step(tmp_path, monkeypatch):
+  """The compiled steps' memory figures against the device's (here 512 MiB of host memory per
+  device): an error naming batch_size, before any checkpoint or batch (it ended in
+  std::bad_alloc after a minute)."""
+  monkeypatch.setattr(memory, '_host_available_bytes', lambda: 8 * 2**29)
+  config = _tiny()
+  config.batch_size = 2**18  # about 1.2 GiB per device
+  with pytest.raises(ConfigError, match=r'config.batch_size = 262144 needs about .* GiB per '):
+    loop.train(config, str(tmp_path / 'run'))
+  assert os.listdir(tmp_path / 'run' / 'checkpoints') == []
+  assert not os.path.exists(tmp_path / 'run' / 'run.json')
+
+
+def test_nonfinite_stop_before_any_checkpoint_names_no_step():
+  with pytest.raises(loop.NonFiniteError) as e:
+    loop._check_nonfinite(3, {'d': 3, 'g': 0}, ['D/loss'], 3, None)  # pylint: disable=protected-access
+  assert 'None' not in str(e.value) and 'No checkpoint was saved yet' in str(e.value)

@@ -6,7 +6,6 @@ differ, the share whose output is closer (L1) to the truth than the unchanged in
 """
 
 import functools
-import json
 import os
 
 from absl import logging
@@ -17,6 +16,7 @@ import numpy as np
 
 from input_pipeline import pipeline
 from input_pipeline import synthetic
+from jaxpr_gan import files
 from jaxpr_gan import images
 from jaxpr_gan import inference
 from jaxpr_gan.evaluation import intensity
@@ -32,13 +32,25 @@ from jaxpr_gan.training import samples
 
 
 def evaluate(
-  workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None
+  workdir: str,
+  step: int | None = None,
+  config: ml_collections.ConfigDict | None = None,
+  out_dir: str | None = None,
 ) -> dict:
-  """Writes <workdir>/eval/metrics.json, report.html and the pictures; returns the metrics.
-  The config is the checkpoint's own unless `config` is given (e.g. with evaluation settings)."""
+  """Writes metrics.json, report.html and the pictures to `out_dir` (default <workdir>/eval) as
+  one set; returns the metrics. The config is the checkpoint's own unless `config` is given
+  (e.g. with evaluation settings).
+
+  The set replaces the previous one whole (files.atomic_folder): a killed evaluation leaves the
+  previous step's complete set. `out_dir` serves runs this user cannot write into; its folder is
+  checked once the checkpoint is read, before any evaluation."""
+  out_dir = os.path.join(workdir, 'eval') if out_dir is None else out_dir
+  parent = os.path.dirname(os.path.abspath(out_dir))
+  flag = '--out' if parent != os.path.abspath(workdir) else '--out (the run is not writable)'
   run = restore_lib.restore(workdir, step, config)
-  with conv.implementation(run.config.conv_impl):
-    return _evaluate(run, workdir)
+  files.make_writable_folder(parent, 'the folder of the evaluation', flag)
+  with conv.implementation(run.config.conv_impl), files.atomic_folder(out_dir) as tmp:
+    return _evaluate(run, workdir, tmp)
 
 
 def _family_report(run: restore_lib.Restored, out_dir: str) -> dict:
@@ -79,17 +91,14 @@ def _family_report(run: restore_lib.Restored, out_dir: str) -> dict:
   return report
 
 
-def _evaluate(run: restore_lib.Restored, workdir: str) -> dict:
-  out_dir = os.path.join(workdir, 'eval')
-  os.makedirs(out_dir, exist_ok=True)
+def _evaluate(run: restore_lib.Restored, workdir: str, out_dir: str) -> dict:
   report = dict(_family_report(run, out_dir), step=run.step)
   report.update(suite.evaluate(run.config, run.objective, run.g_params, run.class_names))
   if _write_masks(run.config, run.objective, run.g_params, run.class_names, out_dir):
     report['masks'] = 'masks.png'
-  with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
-    json.dump(report, f, indent=1)
+  files.write_json(os.path.join(out_dir, 'metrics.json'), report)
   report_lib.write(os.path.join(out_dir, 'report.html'), run.config, workdir, report)
-  logging.info('Evaluation of step %d: %s', run.step, json.dumps(report))
+  logging.info('Evaluation of step %d: %s', run.step, files.dumps_json(report))
   return report
 
 

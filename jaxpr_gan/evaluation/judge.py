@@ -29,6 +29,7 @@ import optax
 from input_pipeline import groups
 from input_pipeline import pipeline
 from jaxpr_gan import errors
+from jaxpr_gan import files
 from jaxpr_gan.evaluation import arrays
 from jaxpr_gan.images import to_float
 
@@ -147,10 +148,10 @@ def _make_step(model: Judge, tx: optax.GradientTransformation):
 def _save(workdir: str, params, meta: dict) -> None:
   """Writes the judge's weights and meta to `workdir`."""
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, PARAMS_FILE), 'wb') as f:
-    f.write(flax.serialization.to_bytes(jax.device_get(params)))
-  with open(os.path.join(workdir, META_FILE), 'w') as f:
-    json.dump(meta, f, indent=1)
+  files.write_bytes(
+    os.path.join(workdir, PARAMS_FILE), flax.serialization.to_bytes(jax.device_get(params))
+  )
+  files.write_json(os.path.join(workdir, META_FILE), meta)  # last: the judge is complete
 
 
 def train(

@@ -10,6 +10,8 @@ import os
 
 import ml_collections
 
+from jaxpr_gan import files
+
 PICTURES = (  # file in eval/, caption
   (
     'grid.png',
@@ -79,5 +81,4 @@ def write(path: str, config: ml_collections.ConfigDict, workdir: str, report: di
         f'<img src="{file_name}" alt="{html.escape(file_name)}">'
       )
   parts.append('</body></html>')
-  with open(path, 'w') as f:
-    f.write('\n'.join(parts))
+  files.write_text(path, '\n'.join(parts))

@@ -8,7 +8,6 @@ one at its default (`registry.complete`), so old runs still evaluate, edit and e
 from collections.abc import Callable
 import dataclasses
 import functools
-import json
 import os
 from typing import Any
 
@@ -18,6 +17,7 @@ import ml_collections
 
 from jaxpr_gan import checkpointing
 from jaxpr_gan import errors
+from jaxpr_gan import files
 from jaxpr_gan import registry
 from jaxpr_gan.training import state as state_lib
 
@@ -48,34 +48,50 @@ def _checkpointer(workdir: str) -> checkpointing.Checkpointer:
 def restore(
   workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None
 ) -> Restored:
-  """The generator of `workdir`'s checkpoint at `step` (default: the latest), built by `config`
-  (default: the one saved with the checkpoint)."""
+  """The generator of `workdir`'s checkpoint at `step` (default: the newest intact one), built by
+  `config` (default: the one saved with the checkpoint). A damaged step named by `step` is an
+  error (checkpointing.DamagedCheckpoint); without `step`, damaged steps are skipped."""
   ckpt = _checkpointer(workdir)
+  built = {}
+
+  def template(meta: dict):
+    built['config'] = registry.complete(meta['config'] if config is None else config)
+    built['objective'] = registry.build(built['config'], len(meta['class_names']))
+    abstract = jax.eval_shape(
+      functools.partial(state_lib.init_state, built['objective'], built['config'])
+    )
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), abstract)
+
+  none = errors.NotFound(
+    f'no checkpoint in {os.path.join(workdir, "checkpoints")}: train '
+    f'first with python train.py --config ... --workdir {workdir}'
+  )
   try:
     steps = ckpt.all_steps()
     if not steps:
-      raise errors.NotFound(
-        f'no checkpoint in {os.path.join(workdir, "checkpoints")}: train '
-        f'first with python train.py --config ... --workdir {workdir}'
-      )
-    step = max(steps) if step is None else step
-    if step not in steps:
+      raise none
+    if step is None:
+      found = ckpt.restore_newest(template, with_data_iter=False)
+      if found is None:
+        raise none
+      step, state, _, meta = found
+    elif step not in steps:
       raise errors.BadInput(
         f'no checkpoint for step {step} in {workdir}; saved steps: {sorted(steps)}'
       )
-    meta = ckpt.meta(step)
-    config = registry.complete(meta['config'] if config is None else config)
-    class_names = list(meta['class_names'])
-    objective = registry.build(config, len(class_names))
-    abstract = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    template = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), abstract
-    )
-    state, _ = ckpt.restore(step, template, with_data_iter=False)
+    else:
+      meta = ckpt.meta(step)
+      state, _ = ckpt.restore(step, template(meta), with_data_iter=False)
   finally:
     ckpt.close()
-  return Restored(config, objective, state_lib.generator_params(state), class_names, int(step))
+  return Restored(
+    built['config'],
+    built['objective'],
+    state_lib.generator_params(state),
+    list(meta['class_names']),
+    int(step),
+  )
 
 
 def write_run(
@@ -105,5 +121,4 @@ def write_run(
   meta = {'class_names': list(class_names), 'config': config.to_dict(), **(extra_meta or {})}
   ckpt.save(step, state, None, meta)
   ckpt.close()
-  with open(os.path.join(workdir, 'run.json'), 'w') as f:
-    json.dump(meta, f, indent=1)
+  files.write_json(os.path.join(workdir, 'run.json'), meta)

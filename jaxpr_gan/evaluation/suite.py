@@ -123,11 +123,9 @@ class FeatureCache:
         return f['pool'], f['logits']
     pool, logits = compute()
     os.makedirs(self.dir, exist_ok=True)
-    tmp = path + '.tmp.npz'
-    np.savez(tmp, pool=pool, logits=logits)
-    os.replace(tmp, path)  # whole files only, even if interrupted
-    with open(path[:-4] + '.json', 'w') as f:
-      json.dump(description, f, indent=1, sort_keys=True)
+    with files.atomic_write(path, 'wb') as f:  # whole files only, even if interrupted
+      np.savez(f, pool=pool, logits=logits)
+    files.write_json(path[:-4] + '.json', description, sort_keys=True)
     return pool, logits
 
 

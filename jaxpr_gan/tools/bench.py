@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxpr_gan import files
 from jaxpr_gan import registry
 from jaxpr_gan import tools
 from jaxpr_gan.training import state as state_lib
@@ -325,12 +326,13 @@ def append(
   intro: str = '# Benchmarks\n\nStep times of `python -m jaxpr_gan.tools.bench` (newest last).',
 ) -> None:
   """Appends a row to the table at the end of `path` (made with `intro` and `header` if new)."""
-  new = not os.path.exists(path)
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'a') as f:
-    if new:
-      f.write(intro + '\n\n' + header)
-    f.write(line)
+  if os.path.exists(path):
+    with open(path) as f:
+      text = f.read()
+  else:
+    text = intro + '\n\n' + header
+  files.write_text(path, text + line)
 
 
 def main(argv):

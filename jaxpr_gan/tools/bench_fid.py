@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpr_gan import files
 from jaxpr_gan import tools
 from jaxpr_gan.evaluation.metrics import distribution
 from jaxpr_gan.evaluation.metrics import inception
@@ -106,8 +107,7 @@ def record(path: str, line: str) -> None:
   end = text.find('\n## ', text.find(SECTION) + len(SECTION))
   end = len(text) if end < 0 else end
   text = text[:end].rstrip('\n') + '\n\n' + line + '\n' + text[end:]
-  with open(path, 'w') as f:
-    f.write(text)
+  files.write_text(path, text)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,10 @@ every --intensity (MMA-GAN's intensity, 2CET-GAN's code scale). Written to --out
   <name>_strip.png                     the cropped input, then every result; with --mask a second
                                        row of the attention masks
   <name>_<target>[_<intensity>]_mask.png   with --mask, for models with attention
-A file that cannot be read is reported by name and the others go on; failed.txt lists them.
+A file that cannot be read is reported by name and the others go on; failed.txt lists them,
+'path: reason' a line, with each name's own bytes even when it is not UTF-8 (surrogateescape).
+Every file is written atomically. The arguments and --out (its folder, or the nearest existing one
+above it, must be writable) are checked before the model loads: a mistake is one line.
 """
 
 import dataclasses
@@ -26,6 +29,7 @@ from tqdm import tqdm
 
 from input_pipeline import decoding
 from jaxpr_gan import errors
+from jaxpr_gan import files
 from jaxpr_gan import images
 from jaxpr_gan import inference
 from jaxpr_gan.tools import export
@@ -56,16 +60,28 @@ def list_inputs(path: str) -> list[str]:
   if not os.path.isdir(path):
     raise errors.NotFound(f'no such file or folder: {path}')
   found = []
-  for root, dirs, files in os.walk(path):
+  for root, dirs, names in os.walk(path):
     dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
     found += [
       os.path.join(root, f)
-      for f in sorted(files)
+      for f in sorted(names)
       if f.lower().endswith(decoding.IMAGE_EXTENSIONS) and not f.startswith('.')
     ]
   if not found:
     raise errors.NotFound(f'{path} holds no image files ({", ".join(decoding.IMAGE_EXTENSIONS)})')
   return found
+
+
+def _printable(text: str) -> str:
+  """`text` with a non-UTF-8 file name's bytes (surrogateescape) shown as \\xNN escapes."""
+  return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+
+
+def check_args(out_dir: str, batch_size: int) -> None:
+  """One-line errors for an unusable --out or --batch_size, before any work."""
+  if batch_size < 1:
+    raise errors.BadInput(f'--batch_size {batch_size}: give 1 or more images per call')
+  export.check_folder(out_dir, f'--out {out_dir}', may_create=True)
 
 
 def _jobs(model: inference.Translator, request: Request) -> list[tuple[str, int, float]]:
@@ -105,6 +121,7 @@ def edit(
   progress: bool = True,
 ) -> tuple[list[str], list[str]]:
   """Translates every input as `request` asks; -> (files written, 'path: reason' failures)."""
+  check_args(out_dir, batch_size)
   jobs = _jobs(model, request)
   if request.mask and not model.has_mask:
     raise errors.BadInput(f'{model.model} has no attention mask; drop --mask')
@@ -112,7 +129,10 @@ def edit(
   reference = None
   if request.reference is not None:
     reference = decoding.load_image(request.reference, size)[None]
-  os.makedirs(out_dir, exist_ok=True)
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+  except OSError as e:
+    raise errors.BadInput(f'--out {out_dir}: cannot make the folder ({e.strerror})') from e
   written, failed = [], []
   bar = tqdm(total=len(inputs), unit='image', disable=not progress or len(inputs) < 2)
   for start in range(0, len(inputs), batch_size):
@@ -123,7 +143,7 @@ def edit(
         paths.append(path)
       except decoding.DecodeError as e:
         failed.append(str(e))
-        tqdm.write(f'skipped {e}', file=sys.stderr)
+        tqdm.write(f'skipped {_printable(str(e))}', file=sys.stderr)
     bar.update(len(inputs[start : start + batch_size]))
     if not faces:
       continue
@@ -149,8 +169,7 @@ def edit(
       written.append(strip)
   bar.close()
   if failed:
-    with open(os.path.join(out_dir, 'failed.txt'), 'w') as f:
-      f.write('\n'.join(failed) + '\n')
+    files.write_text(os.path.join(out_dir, 'failed.txt'), '\n'.join(failed) + '\n')
   return written, failed
 
 
@@ -167,19 +186,18 @@ def main(argv):
   request = Request(
     tuple(f.target or ()), tuple(float(v) for v in f.intensity), f.reference, box, f.mask
   )
+  check_args(f.out, f.batch_size)
   inputs = list_inputs(f.input)
   model = load_model(f.model, f.step)
   try:
     written, failed = edit(model, inputs, f.out, request, f.batch_size)
   except decoding.DecodeError as e:  # the --reference face
     raise errors.BadInput(str(e)) from e
-  print(
-    f'{len(inputs) - len(failed)} of {len(inputs)} images edited; {len(written)} files in '
-    f'{f.out}'
-    + (
-      f'; {len(failed)} unreadable, listed in {os.path.join(f.out, "failed.txt")}' if failed else ''
-    )
-  )
+  summary = f'{len(inputs) - len(failed)} of {len(inputs)} images edited; {len(written)} files in '
+  summary += f.out
+  if failed:
+    summary += f'; {len(failed)} unreadable, listed in {os.path.join(f.out, "failed.txt")}'
+  print(_printable(summary))
   return 1 if failed else 0
 
 

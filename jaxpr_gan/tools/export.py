@@ -14,16 +14,24 @@ and is loaded with jax and numpy alone (README, "Use a trained model"):
   fn = jax.export.deserialize(z['function'].tobytes())
   params = [z[f'param_{i}'] for i in range(meta['num_params'])]
   image, mask = fn.call(params, x, target, rho, reference)  # x = uint8 / 127.5 - 1
+
+`--out`'s folder must exist and be writable: export checks it before restoring the run, and says
+to create a missing folder rather than making one from a mistyped path. The file is written
+atomically (`files.atomic_write`): an export killed part-way leaves the previous file intact.
+`load` turns a damaged file (truncated, garbled, empty, not an export) into one `BadInput` line.
 """
 
 import json
 import os
+import zipfile
+import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxpr_gan import errors
+from jaxpr_gan import files
 from jaxpr_gan import images
 from jaxpr_gan import inference
 from jaxpr_gan.evaluation import restore as restore_lib
@@ -35,6 +43,28 @@ SIGNATURE = (
   'f32[B,H,W,3]) -> (image f32[B,H,W,3], mask f32[B,H,W])'
 )
 _PLATFORMS = (('cpu', 'cuda', 'tpu'), ('cpu',))
+_META_KEYS = ('class_names', 'image_size', 'family', 'model', 'has_intensity', 'has_mask')
+# What reading a damaged archive raises (np.load, zipfile, zlib, json, the .npy header parser).
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error)
+
+
+def check_folder(folder: str, flag: str, may_create: bool) -> None:
+  """A one-line UserError naming `folder` unless files can be written in it, before any work.
+
+  may_create: a missing `folder` is fine when the nearest existing folder above it is writable
+  (the caller makes it); else it must exist (a mistyped path is not silently created).
+  """
+  found = os.path.abspath(folder or '.')
+  while not os.path.exists(found):
+    if not may_create:
+      raise errors.NotFound(
+        f'{flag}: folder {folder} does not exist; create it first (mkdir -p {folder})'
+      )
+    found = os.path.dirname(found)
+  if not os.path.isdir(found):
+    raise errors.BadInput(f'{flag}: cannot make folder {folder}: {found} is a file, not a folder')
+  if not os.access(found, os.W_OK | os.X_OK):
+    raise errors.BadInput(f'{flag}: cannot write in {found} (no permission or a read-only disk)')
 
 
 def _exported(fn, params_flat, size: int, conv_impl: str):
@@ -54,7 +84,14 @@ def _exported(fn, params_flat, size: int, conv_impl: str):
 
 
 def export_run(workdir: str, out_path: str, step: int | None = None) -> dict:
-  """Writes the run's generator (EMA weights when kept) to `out_path`; -> its metadata."""
+  """Writes the run's generator (EMA weights when kept) to `out_path`; -> its metadata.
+
+  `out_path`'s folder is checked first (see the module docstring): a missing or unwritable one
+  is an error before the run is restored.
+  """
+  if os.path.isdir(out_path):
+    raise errors.BadInput(f'--out {out_path} is a folder; give a file name, e.g. model.jaxgen')
+  check_folder(os.path.dirname(out_path), f'--out {out_path}', may_create=False)
   run = restore_lib.restore(workdir, step)
   config, objective, g_params, class_names, step = (
     run.config,
@@ -85,7 +122,8 @@ def export_run(workdir: str, out_path: str, step: int | None = None) -> dict:
     'source': {'workdir': os.path.abspath(workdir), 'step': int(step)},
   }
   arrays = {f'param_{i}': np.asarray(p) for i, p in enumerate(leaves)}
-  with open(out_path, 'wb') as f:  # a file object: np.savez would append '.npz' to a name
+  # A file object: np.savez would append '.npz' to a name. Atomic: a kill keeps the old file.
+  with files.atomic_write(out_path, 'wb') as f:
     np.savez(
       f,
       function=np.frombuffer(bytes(exported.serialize()), np.uint8),
@@ -95,29 +133,55 @@ def export_run(workdir: str, out_path: str, step: int | None = None) -> dict:
   return meta
 
 
-def load(path: str) -> inference.Translator:
-  """An exported file as a Translator (what `edit` runs); needs jax and numpy only."""
+def _damaged(path: str, what: str) -> errors.BadInput:
+  return errors.BadInput(
+    f'{path} is damaged or not a generator from jaxpr_gan.tools.export ({what}); export it again'
+  )
+
+
+def _read(path: str) -> tuple[dict, bytes, list[np.ndarray]]:
+  """-> (meta, serialized function, weights) of an exported file, read whole and closed."""
+  if not os.path.isfile(path):
+    raise errors.NotFound(f'no such exported file: {path}')
+  if os.path.getsize(path) == 0:
+    raise _damaged(path, 'empty file, 0 bytes')
+  if not zipfile.is_zipfile(path):
+    raise _damaged(path, 'not a zip (.npz) archive: truncated, or another kind of file')
   try:
-    z = np.load(path, allow_pickle=False)
-    meta = json.loads(z['meta'].tobytes())
-  except (OSError, ValueError, KeyError) as e:
-    raise errors.BadInput(
-      f'{path} is not a generator exported by jaxpr_gan.tools.export ({e})'
-    ) from e
-  if meta.get('format') != FORMAT:
-    raise errors.BadInput(f'{path} has format {meta.get("format")!r}, expected {FORMAT!r}')
-  exported = jax.export.deserialize(bytearray(z['function'].tobytes()))
-  params = [jnp.asarray(z[f'param_{i}']) for i in range(meta['num_params'])]
+    with np.load(path, allow_pickle=False) as z:
+      meta = json.loads(z['meta'].tobytes())
+      if not isinstance(meta, dict):
+        raise ValueError(f'meta is {type(meta).__name__}, not a JSON object')
+      if meta.get('format') != FORMAT:
+        raise errors.BadInput(f'{path} has format {meta.get("format")!r}, expected {FORMAT!r}')
+      missing = [k for k in (*_META_KEYS, 'num_params', 'source') if k not in meta]
+      if missing:
+        raise KeyError(f'meta lacks {", ".join(missing)}')
+      # Every member read to its end: zipfile checks its CRC-32, so flipped bytes are caught.
+      function = z['function'].tobytes()
+      params = [z[f'param_{i}'] for i in range(int(meta['num_params']))]
+  except errors.UserError:
+    raise
+  except _READ_ERRORS as e:
+    raise _damaged(path, f'{type(e).__name__}: {e}') from e
+  return meta, function, params
+
+
+def load(path: str) -> inference.Translator:
+  """An exported file as a Translator (what `edit` runs); needs jax and numpy only.
+
+  A damaged file is one `errors.BadInput` naming it and what is wrong, never a traceback.
+  """
+  meta, function, params = _read(path)
+  try:
+    exported = jax.export.deserialize(bytearray(function))
+    exported.mlir_module()  # parses the StableHLO now (ms), not at the first call
+  except Exception as e:  # pylint: disable=broad-except  # flatbuffers: any error on bad bytes
+    raise _damaged(path, f'its function does not deserialize: {type(e).__name__}: {e}') from e
+  params = [jnp.asarray(p) for p in params]
   fn = lambda x, target, rho, ref: exported.call(params, x, target, rho, ref)
   return inference.Translator(
-    fn,
-    meta['class_names'],
-    meta['image_size'],
-    meta['family'],
-    meta['model'],
-    meta['has_intensity'],
-    meta['has_mask'],
-    {'file': path, **meta['source']},
+    fn, **{k: meta[k] for k in _META_KEYS}, info={'file': path, **meta['source']}
   )
 
 

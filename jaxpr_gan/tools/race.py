@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from jaxpr_gan import errors
+from jaxpr_gan import files
 from jaxpr_gan import tools
 from jaxpr_gan.tools import bench
 
@@ -148,8 +149,7 @@ INTRO = (
 def write(path: str, line: str) -> None:
   """Writes the race's table with one row, `line`: the newest figures replace the last."""
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'w') as f:
-    f.write(INTRO + '\n\n' + HEADER + line)
+  files.write_text(path, INTRO + '\n\n' + HEADER + line)
 
 
 def main(argv):

@@ -5,9 +5,9 @@ on the device and fetched every `log_every` steps; samples, checkpoints (state a
 position), preemption and the non-finite guard act at their own intervals.
 """
 
+import contextlib
 import dataclasses
 import functools
-import json
 import os
 import signal
 import threading
@@ -25,9 +25,13 @@ from input_pipeline import pipeline
 from input_pipeline import sources
 from jaxpr_gan import checkpointing
 from jaxpr_gan import config_validation
+from jaxpr_gan import errors
+from jaxpr_gan import files
 from jaxpr_gan import images
 from jaxpr_gan import registry
+from jaxpr_gan import workdir_lock
 from jaxpr_gan.nn import conv
+from jaxpr_gan.training import memory
 from jaxpr_gan.training import samples as samples_lib
 from jaxpr_gan.training import state as state_lib
 from jaxpr_gan.training import steps as steps_lib
@@ -71,12 +75,17 @@ class NonFiniteError(FloatingPointError):
 def _check_nonfinite(
   done: int, runs: dict[str, int], bad: list[str], limit: int, last_good: int | None
 ) -> None:
+  saved = (
+    f'The newest checkpoint (step {last_good}) holds the last good state'
+    if last_good is not None
+    else 'No checkpoint was saved yet, so a rerun starts afresh'
+  )
   for net, run in runs.items():
     if run >= limit:
       raise NonFiniteError(
         f'{run} consecutive {net.upper()} updates up to step {done} (from step {done - run + 1}'
         f') had a non-finite loss or gradient and were skipped; non-finite since the last log: '
-        f'{bad}. The newest checkpoint (step {last_good}) holds the last good state: lower the '
+        f'{bad}. {saved}: lower the '
         'learning rate, check the data or raise config.max_nonfinite_steps, then resume.'
       )
 
@@ -125,14 +134,18 @@ class _Run:
   is_chief: bool
 
 
-def _data(config, workdir: str, mesh, is_chief: bool):
+def _data(config, workdir: str, mesh, is_chief: bool, stack: contextlib.ExitStack):
   """-> (train source, test source, class names), the config checked against the data before
-  anything is written or compiled."""
+  anything is written or compiled; then the workdir is taken (workdir_lock) and checked."""
   train_source = pipeline.make_source(config.data, 'train')
   test_source = pipeline.make_source(config.data, 'test')
   class_names = list(train_source.class_names)
   config_validation.validate(config, mesh.devices.size, class_names, steps_lib.platform_of(mesh))
-  os.makedirs(workdir, exist_ok=True)
+  if is_chief:
+    files.make_writable_folder(workdir, 'the workdir', '--workdir')
+  stack.enter_context(workdir_lock.held(workdir))
+  if is_chief:
+    files.make_writable_folder(os.path.join(workdir, 'checkpoints'), 'the checkpoints folder')
   for split, source in (('train', train_source), ('test', test_source)):
     skipped_list = os.path.join(workdir, f'data_problems_{split}.txt')
     if is_chief and sources.write_problems(source, skipped_list):  # data.on_error = 'skip'
@@ -145,30 +158,35 @@ def _data(config, workdir: str, mesh, is_chief: bool):
 def _initial_state(
   objective, config, ckpt, abstract_state, state_sharding, data_iter, class_names, workdir
 ):
-  """-> (state, first step, run metadata): a fresh state or the latest checkpoint's."""
+  """-> (state, first step, run metadata): the newest intact checkpoint's, or a fresh state.
+  Damaged steps are moved into checkpoints/damaged/ on the way (checkpointing.restore_newest)."""
   meta = {'class_names': class_names, 'config': config.to_dict()}
-  start = ckpt.latest_step()
-  if start is None:
+  template = jax.tree.map(
+    lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+    abstract_state,
+    state_sharding,
+  )
+
+  def checked_template(saved: dict):
+    if saved.get('class_names') != class_names:
+      raise errors.ConfigError(
+        f'{workdir} holds a run on classes {saved.get("class_names")} but the data '
+        f'now has {class_names}; use a new --workdir.'
+      )
+    return template
+
+  found = ckpt.restore_newest(checked_template, move_damaged=True)
+  if found is None:
     state = jax.jit(
       functools.partial(state_lib.init_state, objective, config), out_shardings=state_sharding
     )()
     aux, record = objective.pretrained_aux(state.aux)  # e.g. a loss network's weights file
     meta.update(record)
     return state.replace(aux=aux), 0, meta
-  saved = ckpt.meta(start)
-  if saved.get('class_names') != class_names:
-    raise ValueError(
-      f'{workdir} holds a run on classes {saved.get("class_names")} but the data '
-      f'now has {class_names}; use a new --workdir.'
-    )
-  template = jax.tree.map(
-    lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-    abstract_state,
-    state_sharding,
-  )
-  state, iter_state = ckpt.restore(start, template)
+  start, state, iter_state, saved = found
   data_iter.set_state(iter_state)
   logging.info('Resumed from %s at step %d.', workdir, start)
+  saved.pop('digest', None)
   return state, start, dict(saved, **meta)  # keeps what the fresh run recorded
 
 
@@ -205,8 +223,7 @@ def _say_model(config, abstract_state) -> None:
 def _writer(config, workdir: str, meta: dict, start: int, is_chief: bool):
   """Writes run.json (the chief) and opens the metric writers."""
   if is_chief:
-    with open(os.path.join(workdir, 'run.json'), 'w') as f:
-      json.dump(meta, f, indent=1)
+    files.write_json(os.path.join(workdir, 'run.json'), meta)
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if start == 0:
     writer.write_hparams(
@@ -215,10 +232,10 @@ def _writer(config, workdir: str, meta: dict, start: int, is_chief: bool):
   return writer
 
 
-def _setup(config, workdir: str, mesh):
+def _setup(config, workdir: str, mesh, stack: contextlib.ExitStack):
   """-> (_Run, state, first step, run metadata)."""
   is_chief = jax.process_index() == 0
-  train_source, test_source, class_names = _data(config, workdir, mesh, is_chief)
+  train_source, test_source, class_names = _data(config, workdir, mesh, is_chief, stack)
   _say_devices_and_data(mesh, config, train_source, test_source, class_names)
   objective = registry.build(config, len(class_names))
   dataset = pipeline.create_train_dataset(
@@ -229,6 +246,9 @@ def _setup(config, workdir: str, mesh):
   _say_model(config, abstract_state)
   d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(
     objective, config, mesh, abstract_state
+  )
+  memory.check(  # compiles the steps for their first call
+    objective, config, (d_step, g_step), abstract_state, state_sharding, batch_sharding
   )
   ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints)
   state, start, meta = _initial_state(
@@ -337,6 +357,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> state_l
   Keys the config lacks take their defaults (registry.complete)."""
   mesh = steps_lib.make_mesh() if mesh is None else mesh
   config = registry.complete(config)
-  run, state, start, meta = _setup(config, workdir, mesh)
-  with conv.implementation(config.conv_impl, (steps_lib.platform_of(mesh),)):
-    return _loop(run, state, start, meta)
+  with contextlib.ExitStack() as stack:  # the workdir's lock, held to the end
+    run, state, start, meta = _setup(config, workdir, mesh, stack)
+    with conv.implementation(config.conv_impl, (steps_lib.platform_of(mesh),)):
+      return _loop(run, state, start, meta)
