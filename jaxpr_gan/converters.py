@@ -12,15 +12,21 @@ our networks, and, for every module of ours, the official module's key prefix:
 Weights are matched to the network that the config builds, every tensor by name and shape; a key
 that fits nowhere or a missing one is an error naming it. InstanceNorm running statistics are
 dropped: the official code normalises with each image's own statistics at test time too.
+The official checkpoints do not record their class names: `CLASS_ORDERS` holds the official label
+orders (`--preset`), `DEFAULT_ORDER` each model's default, and `CHECKS` what the weights fix (the
+number of classes, StarGAN's image size), checked before anything is written.
 """
 
 from collections.abc import Callable
 import functools
+import re
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
+
+from jaxpr_gan import errors
 
 StateDict = dict[str, np.ndarray]
 # Our network (a path into the params, 'g' or 'g/a2b') -> (official role, prefix_of, skip).
@@ -28,6 +34,17 @@ Converters = dict[str, tuple[str, Callable[[tuple], str], Callable[[str], bool]]
 _PARAM_TO_TORCH = {'kernel': 'weight', 'scale': 'weight', 'bias': 'bias'}
 _RUNNING_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
 _NONE = lambda key: False
+
+# The class names in the order of the official label vector, by preset name (`--preset`).
+CLASS_ORDERS = {
+  # yunjey/stargan main.py: the default --selected_attrs (c_dim 5)
+  'celeba': ('Black_Hair', 'Blond_Hair', 'Brown_Hair', 'Male', 'Young'),
+  # yunjey/stargan on RaFD (c_dim 8): ImageFolder sorts the expression folders alphabetically
+  'rafd': ('angry', 'contemptuous', 'disgusted', 'fearful', 'happy', 'neutral', 'sad', 'surprised'),
+  # arbishakram/SARGAN: AFS, ANS, DIS, HAS, NES, SAS, SUS
+  'sargan': ('afraid', 'angry', 'disgusted', 'happy', 'neutral', 'sad', 'surprised'),
+}
+DEFAULT_ORDER = {'stargan': 'celeba', 'sargan': 'sargan'}  # config.model -> preset
 
 
 def _stargan_generator_prefix(num_down: int, num_blocks: int, path: tuple[str, ...]) -> str:
@@ -97,6 +114,22 @@ def _patch_discriminator_prefix(num_layers: int, path: tuple[str, ...]) -> str:
   return 'model.0' if i == 0 else f'model.{2 + 3 * (i - 1)}'
 
 
+def describe(state_dict: StateDict) -> str:
+  """A guess at which official network a state dict holds, for the error messages."""
+  first = state_dict.get('main.0.weight')
+  if 'conv1.weight' in state_dict and 'conv2.weight' in state_dict:
+    return 'a StarGAN/SARGAN discriminator'
+  if first is not None and first.ndim == 4 and first.shape[-1] == 7:
+    sargan = any(k.startswith('att_func.') for k in state_dict)
+    return 'a SARGAN generator' if sargan else 'a StarGAN generator'
+  resnet = state_dict.get('model.1.weight')
+  if resnet is not None and resnet.ndim == 4 and resnet.shape[-1] == 7:
+    return 'a CycleGAN resnet generator'
+  if 'model.0.weight' in state_dict:
+    return 'a CycleGAN PatchGAN discriminator'
+  return 'a network of none of the converted models'
+
+
 def convert_tree(
   state_dict: StateDict,
   template: Any,
@@ -116,18 +149,20 @@ def convert_tree(
     names = tuple(k.key for k in path)
     key = f'{prefix_of(names[:-1])}.{_PARAM_TO_TORCH[names[-1]]}'
     if key not in state_dict:
-      raise KeyError(
-        f'{what}: the checkpoint has no {key!r} (for our {"/".join(names)}); it '
-        'was saved from another architecture or size than the config builds.'
+      raise errors.BadInput(
+        f'{what}: the checkpoint has no {key!r} (for our {"/".join(names)}); it holds '
+        f'{describe(state_dict)} of another architecture or size than the config builds: give '
+        'the matching file, or a --config (and --config.generator.*) that builds its network'
       )
     value = state_dict[key]
     if value.ndim == 4:
       value = value.transpose(2, 3, 1, 0)
     if value.shape != tuple(leaf.shape):
-      raise ValueError(
+      raise errors.BadInput(
         f'{what}: {key!r} has shape {value.shape} after conversion but the config '
-        f'builds {tuple(leaf.shape)} for {"/".join(names)}: check the filter '
-        'counts, number of blocks and number of classes in the config.'
+        f'builds {tuple(leaf.shape)} for {"/".join(names)}: it holds {describe(state_dict)} '
+        'of another size; set the filter counts on the command line (--config.generator.* '
+        'or --config.discriminator.*, e.g. conv_dim)'
       )
     used.add(key)
     return np.asarray(value, np.float32)
@@ -139,10 +174,10 @@ def convert_tree(
     if k not in used and not skip(k) and k.rpartition('.')[2] not in _RUNNING_STATS
   )
   if left:
-    raise ValueError(
+    raise errors.BadInput(
       f'{what}: {len(left)} checkpoint tensors fit no layer of the network the '
       f'config builds (e.g. {left[:5]}): the config has fewer layers or blocks '
-      'than the checkpoint.'
+      'than the checkpoint; set them on the command line (e.g. --config.generator.num_blocks)'
     )
   return tree
 
@@ -166,7 +201,7 @@ def cyclegan(config: ml_collections.ConfigDict) -> Converters:
   """The CycleGAN code's resnet generators and n-layer PatchGANs (its defaults)."""
   g, d = config.generator, config.discriminator
   if g.architecture != 'resnet' or d.architecture != 'patch':
-    raise ValueError(
+    raise errors.BadInput(
       'CycleGAN checkpoints convert for the resnet generator and the PatchGAN '
       'discriminator (the official defaults): use configs/cyclegan.py:official.'
     )
@@ -178,3 +213,52 @@ def cyclegan(config: ml_collections.ConfigDict) -> Converters:
     'd/b': ('discriminator', disc, _NONE),
     'd/a': ('discriminator_b', disc, _NONE),
   }
+
+
+def check_stargan(
+  config: ml_collections.ConfigDict, state_dicts: dict[str, StateDict], flags: dict[str, str]
+) -> int:
+  """What the official StarGAN/SARGAN weights fix, checked against `config`: each file holds the
+  network of its role (`flags`: role -> '--generator FILE' for the messages), D's image size
+  (its conv2 kernel = image_size / 2**repeat_num) and depth are the config's -> the number of
+  classes (G's first conv takes 3 + c channels; D's conv2 has c outputs)."""
+  counts = {}
+  if 'generator' in state_dicts:
+    g = state_dicts['generator']
+    if describe(g) not in ('a StarGAN generator', 'a SARGAN generator'):
+      raise errors.BadInput(
+        f'{flags["generator"]} holds {describe(g)}, not a StarGAN/SARGAN generator: give the '
+        'official G file (e.g. 200000-G.ckpt) as --generator'
+      )
+    counts['generator'] = g['main.0.weight'].shape[1] - 3
+  if 'discriminator' in state_dicts:
+    d = state_dicts['discriminator']
+    if 'conv1.weight' not in d or 'conv2.weight' not in d:
+      raise errors.BadInput(
+        f'{flags["discriminator"]} holds {describe(d)}, not a StarGAN/SARGAN discriminator: '
+        'give the official D file (e.g. 200000-D.ckpt) as --discriminator'
+      )
+    cls = d['conv2.weight']  # (c, channels, k, k), k = image_size / 2**repeat_num
+    repeat = sum(1 for k in d if re.fullmatch(r'main\.\d+\.weight', k))
+    size = cls.shape[-1] * 2**repeat
+    want = (config.data.image_size, config.discriminator.repeat_num)
+    if (size, repeat) != want:
+      fix = [f'--config.data.image_size={size}'] if size != want[0] else []
+      fix += [f'--config.discriminator.repeat_num={repeat}'] if repeat != want[1] else []
+      raise errors.BadInput(
+        f'{flags["discriminator"]} was trained on {size} px images with repeat_num {repeat} (its '
+        f'conv2 kernel is {cls.shape[-1]} after {repeat} halvings) but the config builds '
+        f'{want[0]} px with {want[1]}: add {" ".join(fix)}'
+      )
+    counts['discriminator'] = cls.shape[0]
+  if len(set(counts.values())) > 1:
+    raise errors.BadInput(
+      f'{flags["generator"]} holds {counts["generator"]} classes but '
+      f'{flags["discriminator"]} {counts["discriminator"]}: give the G and D of one run'
+    )
+  return next(iter(counts.values()), None)
+
+
+# Checks of the weights before any is converted: converter -> check(config, state dicts, flags),
+# which returns the number of classes the weights hold (None where they do not fix it).
+CHECKS = {stargan: check_stargan}

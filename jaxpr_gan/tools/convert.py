@@ -2,21 +2,27 @@
 
   python -m jaxpr_gan.tools.convert --config configs/stargan.py \
       --workdir workdirs/stargan_official --generator 200000-G.ckpt \
-      --discriminator 200000-D.ckpt --class_names Black_Hair,Blond_Hair,Brown_Hair,Male,Young
+      --discriminator 200000-D.ckpt --preset celeba
 
 Which official file feeds which network, and the key names: the model's converter
-(`registry.Model.converter`, jaxpr_gan/converters.py). torch is needed for reading only. The run
-gets a checkpoint at step 0 (or --step) holding the converted weights (the EMA copy of G too,
-when the config keeps one; networks not given keep their random initialisation, as the metadata
-records) and the class names, so eval.py and `python -m jaxpr_gan.tools.edit` use it as a
-trained run.
+(`registry.Model.converter`, jaxpr_gan/converters.py). torch is needed for reading only. The
+class names, which the official files do not record, come from --class_names or a preset of the
+official orders (--preset; StarGAN's default 'celeba', SARGAN's 'sargan'). Every file is read,
+checked against the config (its role, number of classes, StarGAN's image size) and mapped before
+anything is written; a mistake is one line naming the flag to fix, and leaves nothing behind.
+The run gets a checkpoint at step 0 (or --step) holding the converted weights (the EMA copy of G
+too, when the config keeps one; networks not given keep their random initialisation, as the
+metadata records) and the class names, so eval.py and `python -m jaxpr_gan.tools.edit` use it
+as a trained run.
 """
 
 import os
 import re
+import shutil
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -26,98 +32,207 @@ from jaxpr_gan import errors
 from jaxpr_gan import registry
 from jaxpr_gan.evaluation import restore as restore_lib
 
+ROLES = ('generator', 'discriminator', 'generator_b', 'discriminator_b')
 
-def load_state_dict(path: str) -> converters.StateDict:
-  """A PyTorch checkpoint file -> {official key: numpy array} (torch imported only here)."""
+
+def load_state_dict(path: str, flag: str = 'checkpoint') -> converters.StateDict:
+  """A PyTorch checkpoint file -> {official key: numpy array} (torch imported only here);
+  `flag` (e.g. '--generator') names the file in the errors."""
   if not os.path.isfile(path):
-    raise errors.NotFound(f'checkpoint file not found: {path}')
+    raise errors.NotFound(f'checkpoint file not found: {path} (give the right path as {flag})')
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise ImportError('reading a PyTorch checkpoint needs torch: pip install torch') from e
-  obj = torch.load(path, map_location='cpu', weights_only=True)
+  try:
+    obj = torch.load(path, map_location='cpu', weights_only=True)
+  except Exception as e:  # pylint: disable=broad-except  # garbage fails in many ways
+    raise errors.BadInput(
+      f'{flag} {path} is not a PyTorch checkpoint (torch.load failed: {type(e).__name__}): give '
+      'the official .ckpt/.pth state dict file'
+    ) from e
   for wrapper in ('state_dict', 'model'):  # checkpoints saved as {'state_dict': ...}
     if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
       obj = obj[wrapper]
   if not isinstance(obj, dict) or not all(hasattr(v, 'numpy') for v in obj.values()):
-    raise errors.BadInput(f'{path} is not a state dict (a dict of tensors)')
+    raise errors.BadInput(f'{flag} {path} is not a state dict (a dict of tensors)')
   # nn.DataParallel prefixes every key with 'module.'
   return {re.sub(r'^module\.', '', k): v.detach().cpu().numpy() for k, v in obj.items()}
+
+
+def _converter(config: ml_collections.ConfigDict):
+  """The model's converter, or a one-line error naming the configs that have one."""
+  model = registry.get(config.model)
+  if model.converter is None:
+    known = [n for n in registry.names() if registry.get(n).converter is not None]
+    raise errors.BadInput(
+      f'no official checkpoint converter for model {config.model!r}; converters exist for '
+      f'{known}: give --config configs/<one of them>.py'
+    )
+  return model.converter
+
+
+def _file_flags(files: dict[str, str]) -> dict[str, str]:
+  return {role: f'--{role} {path}' for role, path in files.items()}
+
+
+def convert_state_dicts(
+  config: ml_collections.ConfigDict,
+  state_dicts: dict[str, converters.StateDict],
+  template: Any,
+  flags: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+  """Official state dicts by role ('generator', 'discriminator', 'generator_b',
+  'discriminator_b') -> (the converted networks by where they go in `template`, e.g. 'g' or
+  'g/a2b', in the converter's order); `template` holds our params or their shapes; `flags`
+  names each role's file in the errors."""
+  networks = _converter(config)(config)
+  roles = {role for role, _, _ in networks.values()}
+  unknown = sorted(set(state_dicts) - roles)
+  if unknown:
+    raise errors.BadInput(
+      f'{config.model} checkpoints have the roles {sorted(roles)}: drop --{unknown[0]}'
+    )
+  if 'generator' not in state_dicts:
+    raise errors.BadInput('the generator checkpoint is required: give --generator')
+  converted = {}
+  for where, (role, prefix_of, skip) in networks.items():
+    if role in state_dicts:
+      side, _, sub = where.partition('/')
+      target = template[side][sub] if sub else template[side]
+      what = (flags or {}).get(role, f'--{role}')
+      converted[where] = converters.convert_tree(state_dicts[role], target, prefix_of, skip, what)
+  return converted, list(converted)
+
+
+def _insert(params: dict[str, Any], converted: dict[str, Any]) -> dict[str, Any]:
+  """`params` (numpy) with the networks at 'g', 'd' or 'g/a2b' replaced by `converted`."""
+  params = jax.tree.map(np.asarray, params)
+  for where, tree in converted.items():
+    side, _, sub = where.partition('/')
+    if sub:
+      params[side][sub] = tree
+    else:
+      params[side] = tree
+  return params
 
 
 def convert_params(
   config: ml_collections.ConfigDict, files: dict[str, str], template: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
-  """Official files by role ('generator', 'discriminator', 'generator_b', 'discriminator_b')
-  -> (params shaped like `template` with the given networks replaced, the networks replaced)."""
-  model = registry.get(config.model)
-  if model.converter is None:
-    known = [n for n in registry.names() if registry.get(n).converter is not None]
+  """Official files by role -> (params shaped like `template` with the given networks replaced,
+  the networks replaced)."""
+  _converter(config)
+  state_dicts = {role: load_state_dict(path, f'--{role}') for role, path in files.items()}
+  converted, replaced = convert_state_dicts(config, state_dicts, template, _file_flags(files))
+  return _insert(template, converted), replaced
+
+
+def class_names_for(
+  config: ml_collections.ConfigDict, class_names: list[str] | None, preset: str | None
+) -> tuple[list[str], str]:
+  """The class names (--class_names, else --preset, else the model's default preset) -> (names,
+  where they came from, for the messages)."""
+  if class_names:
+    return list(class_names), f'--class_names ({len(class_names)} names)'
+  conditional = registry.get(config.model).family == 'conditional'
+  if preset is not None and not conditional:
+    raise errors.BadInput(f'--preset is for class-conditional models, not {config.model}: drop it')
+  if preset is None:
+    preset = converters.DEFAULT_ORDER.get(config.model)
+    if preset is None:
+      if conditional:
+        raise errors.BadInput(
+          '--class_names or --preset is required: the official checkpoint does not record '
+          f'the class names (presets: {sorted(converters.CLASS_ORDERS)})'
+        )
+      return ['A', 'B'], 'the two domains'
+    source = f'the default --preset {preset}'
+  else:
+    source = f'--preset {preset}'
+  if preset not in converters.CLASS_ORDERS:
     raise errors.BadInput(
-      f'no official checkpoint converter for model {config.model!r}; converters exist for {known}.'
+      f'--preset {preset} is unknown; use one of {sorted(converters.CLASS_ORDERS)} or give '
+      '--class_names'
     )
-  networks = model.converter(config)
-  roles = {role for role, _, _ in networks.values()}
-  unknown = sorted(set(files) - roles)
-  if unknown:
-    raise errors.BadInput(
-      f'{config.model} checkpoints have the roles {sorted(roles)}, not {unknown}'
-    )
-  if 'generator' not in files:
-    raise errors.BadInput('the generator checkpoint is required')
-  params = jax.tree.map(np.asarray, template)
-  replaced = []
-  for where, (role, prefix_of, skip) in networks.items():
-    if role not in files:
-      continue
-    side, _, sub = where.partition('/')
-    target = params[side][sub] if sub else params[side]
-    converted = converters.convert_tree(
-      load_state_dict(files[role]), target, prefix_of, skip, what=f'{role} ({files[role]})'
-    )
-    if sub:
-      params[side][sub] = converted
-    else:
-      params[side] = converted
-    replaced.append(where)
-  return params, replaced
+  names = list(converters.CLASS_ORDERS[preset])
+  return names, f'{source} ({len(names)} names)'
+
+
+def _check_class_count(held: int | None, names: list[str], source: str, flags) -> None:
+  """A one-line error when the weights hold another number of classes than the names give."""
+  if held is None or held == len(names):
+    return
+  fits = [p for p, order in converters.CLASS_ORDERS.items() if len(order) == held]
+  hint = f'--preset {fits[0]} or ' if fits else ''
+  raise errors.BadInput(
+    f'{source} gives {len(names)} classes but the weights ({", ".join(flags.values())}) hold '
+    f'{held}: give {hint}--class_names with {held} names in the official label order'
+  )
+
+
+def prepare(
+  config: ml_collections.ConfigDict,
+  files: dict[str, str],
+  class_names: list[str] | None,
+  preset: str | None = None,
+) -> tuple[ml_collections.ConfigDict, list[str], dict[str, Any]]:
+  """Every check and the conversion, before anything is written -> (the completed config, the
+  class names, the converted networks by where they go)."""
+  config = registry.complete(config)
+  converter = _converter(config)
+  names, source = class_names_for(config, class_names, preset)
+  flags = _file_flags(files)
+  state_dicts = {role: load_state_dict(path, f'--{role}') for role, path in files.items()}
+  check = converters.CHECKS.get(converter)
+  if check is not None:
+    _check_class_count(check(config, state_dicts, flags), names, source, flags)
+  objective = registry.build(config, len(names))
+  size = config.data.image_size
+  shapes = jax.eval_shape(
+    objective.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8)
+  )
+  converted, _ = convert_state_dicts(config, state_dicts, shapes, flags)
+  return config, names, converted
 
 
 def import_run(
   config: ml_collections.ConfigDict,
   files: dict[str, str],
-  class_names: list[str],
+  class_names: list[str] | None,
   workdir: str,
   step: int = 0,
+  preset: str | None = None,
 ) -> list[str]:
-  """Writes a run directory whose checkpoint holds the converted weights; -> networks replaced."""
-  config = registry.complete(config)
-  if registry.get(config.model).family == 'conditional' and not class_names:
-    raise errors.BadInput(
-      '--class_names is required: the official checkpoint does not record '
-      'them (e.g. Black_Hair,Blond_Hair,Brown_Hair,Male,Young for StarGAN '
-      'on CelebA)'
-    )
-  for path in files.values():  # before anything is written
-    if not os.path.isfile(path):
-      raise errors.NotFound(f'checkpoint file not found: {path}')
-  class_names = list(class_names) or ['A', 'B']
-  replaced = []
+  """Writes a run directory whose checkpoint holds the converted weights; -> networks replaced.
 
-  def set_params(template):
-    params, done = convert_params(config, files, template)
-    replaced.extend(done)
-    return params
-
+  Nothing is written until every check passed; a failure while writing removes what this call
+  created."""
+  config, names, converted = prepare(config, files, class_names, preset)
   meta = {
     'imported': {
       'files': {k: os.path.abspath(v) for k, v in files.items()},
-      'converted': replaced,
+      'converted': list(converted),
       'source': config.model,
     }
   }
-  restore_lib.write_run(config, class_names, workdir, set_params, step, meta)
-  return replaced
+  before = set(os.listdir(workdir)) if os.path.isdir(workdir) else None
+  try:
+    restore_lib.write_run(
+      config, names, workdir, lambda params: _insert(params, converted), step, meta
+    )
+  except BaseException:
+    if before is None:
+      shutil.rmtree(workdir, ignore_errors=True)
+    elif os.path.isdir(workdir):
+      for name in set(os.listdir(workdir)) - before:
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path):
+          shutil.rmtree(path)
+        else:
+          os.remove(path)
+    raise
+  return list(converted)
 
 
 def main(argv):
@@ -128,13 +243,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
-  files = {
-    role: getattr(f, role)
-    for role in ('generator', 'discriminator', 'generator_b', 'discriminator_b')
-    if getattr(f, role)
-  }
+  files = {role: getattr(f, role) for role in ROLES if getattr(f, role)}
   checkpointing.quiet_orbax_logging()
-  replaced = import_run(f.config, files, f.class_names or [], f.workdir, f.step)
+  replaced = import_run(f.config, files, f.class_names, f.workdir, f.step, f.preset)
   print(
     f'imported {", ".join(replaced)} into {f.workdir} (step {f.step}); evaluate with\n'
     f'  python eval.py --workdir {f.workdir}\nor edit a photo with\n'
@@ -159,7 +270,16 @@ if __name__ == '__main__':
   _flags.DEFINE_string('discriminator', None, 'Official D checkpoint (CycleGAN: D_A).')
   _flags.DEFINE_string('generator_b', None, 'CycleGAN only: G_B (B -> A).')
   _flags.DEFINE_string('discriminator_b', None, 'CycleGAN only: D_B.')
-  _flags.DEFINE_list('class_names', None, 'Class names in the order of the official labels.')
+  _flags.DEFINE_list(
+    'class_names', None, 'Class names in the order of the official labels (overrides --preset).'
+  )
+  _flags.DEFINE_enum(
+    'preset',
+    None,
+    sorted(converters.CLASS_ORDERS),
+    "Official class order; default: the model's (stargan: celeba, sargan: sargan). "
+    + '; '.join(f'{k}: {",".join(v)}' for k, v in converters.CLASS_ORDERS.items()),
+  )
   _flags.DEFINE_integer('step', 0, 'Step number to record the imported weights at.')
   _flags.mark_flags_as_required(['config', 'workdir', 'generator'])
   cli.run(main)
