@@ -9,9 +9,15 @@ our networks, and, for every module of ours, the official module's key prefix:
   cyclegan  junyanz/pytorch-CycleGAN-and-pix2pix, norm='instance': `latest_net_G_A.pth` (resnet
             generator, model.*) and `latest_net_D_A.pth` (n_layers PatchGAN, model.*); G_A is our
             'a2b', G_B 'b2a'; D_A judges domain B (fakes of G_A), so it becomes our D 'b'.
+  twocet    xiaohanghu/2CET-GAN: one file `{step:06d}_model.ckpt`, a dict of the state dicts
+            'generator' (from_rgb, encode.<i>, decode.<i>, to_rgb.0/.2), 'encoder' (its
+            EncoderBlk as shared.shared.<i>, the Linear unshared.0) and 'discriminator'
+            (main.0.shared.<i>, the 1x1 conv main.1); `{step:06d}_model_s.ckpt` holds the EMA
+            ('stable') generator and encoder, our EMA copy of params['g'] (`BUNDLES`).
 Weights are matched to the network that the config builds, every tensor by name and shape; a key
 that fits nowhere or a missing one is an error naming it. InstanceNorm running statistics are
 dropped: the official code normalises with each image's own statistics at test time too.
+Linear weights (out, in) become our Dense kernels (in, out).
 The official checkpoints do not record their class names: `CLASS_ORDERS` holds the official label
 orders (`--preset`), `DEFAULT_ORDER` each model's default, and `CHECKS` what the weights fix (the
 number of classes, StarGAN's image size), checked before anything is written.
@@ -19,6 +25,7 @@ number of classes, StarGAN's image size), checked before anything is written.
 
 from collections.abc import Callable
 import functools
+import math
 import re
 from typing import Any
 
@@ -45,6 +52,8 @@ CLASS_ORDERS = {
   'sargan': ('afraid', 'angry', 'disgusted', 'happy', 'neutral', 'sad', 'surprised'),
 }
 DEFAULT_ORDER = {'stargan': 'celeba', 'sargan': 'sargan'}  # config.model -> preset
+# The class names of an imported run of a model without class labels (default: 'A', 'B').
+DOMAIN_NAMES = {'twocet': ('neutral', 'emotional')}  # 2CET-GAN's D heads 0 and 1
 
 
 def _stargan_generator_prefix(num_down: int, num_blocks: int, path: tuple[str, ...]) -> str:
@@ -114,8 +123,52 @@ def _patch_discriminator_prefix(num_layers: int, path: tuple[str, ...]) -> str:
   return 'model.0' if i == 0 else f'model.{2 + 3 * (i - 1)}'
 
 
+def _numbered(path: tuple[str, ...]) -> str:
+  """('encode_2', 'norm1', 'fc') -> 'encode.2.norm1.fc': our list-like names to ModuleList keys."""
+  return '.'.join(re.sub(r'_(\d+)$', r'.\1', name) for name in path)
+
+
+def _twocet_generator_prefix(path: tuple[str, ...]) -> str:
+  """twocet.Generator: from_rgb, encode.<i>, decode.<i> (ModuleLists), to_rgb.0 (IN), .2 (conv)."""
+  if path[0] == 'to_rgb':
+    return {'norm': 'to_rgb.0', 'conv': 'to_rgb.2'}[path[1]]
+  return _numbered(path)
+
+
+def _twocet_trunk_prefix(image_size: int, path: tuple[str, ...]) -> str:
+  """twocet.EncoderTrunk -> the official EncoderBlk's Sequential `shared.<i>`: the 3x3 conv, one
+  ResBlk per halving (log2(size) - 2), a LeakyReLU, the 4x4 conv (then another LeakyReLU)."""
+  head, rest = path[0], path[1:]
+  if head == 'from_rgb':
+    return 'shared.0'
+  if head == 'conv_out':
+    return f'shared.{int(math.log2(image_size))}'
+  return '.'.join((f'shared.{1 + int(head.rpartition("_")[2])}', *rest))
+
+
+def _twocet_encoder_prefix(image_size: int, path: tuple[str, ...]) -> str:
+  """twocet.Encoder: trunk -> shared.<EncoderBlk>, head -> the Linear unshared.0."""
+  if path[0] == 'head':
+    return 'unshared.0'
+  return f'shared.{_twocet_trunk_prefix(image_size, path[1:])}'
+
+
+def _twocet_discriminator_prefix(image_size: int, path: tuple[str, ...]) -> str:
+  """twocet.Discriminator: main = Sequential(EncoderBlk, the 1x1 conv to the domain logits)."""
+  if path[0] == 'head':
+    return 'main.1'
+  return f'main.0.{_twocet_trunk_prefix(image_size, path[1:])}'
+
+
 def describe(state_dict: StateDict) -> str:
   """A guess at which official network a state dict holds, for the error messages."""
+  for key, what in (
+    ('to_rgb.2.weight', 'a 2CET-GAN generator'),
+    ('unshared.0.weight', 'a 2CET-GAN encoder'),
+    ('main.0.shared.0.weight', 'a 2CET-GAN discriminator'),
+  ):
+    if key in state_dict:
+      return what
   first = state_dict.get('main.0.weight')
   if 'conv1.weight' in state_dict and 'conv2.weight' in state_dict:
     return 'a StarGAN/SARGAN discriminator'
@@ -141,7 +194,8 @@ def convert_tree(
 
   `prefix_of` maps our module path (the names above a leaf) to the official module's key prefix.
   Conv and transposed-conv weights are transposed from PyTorch's (O, I, kh, kw) / (I, O, kh, kw)
-  to Flax's (kh, kw, I, O) / (kh, kw, O, I); InstanceNorm's weight is our scale.
+  to Flax's (kh, kw, I, O) / (kh, kw, O, I), Linear weights from (out, in) to Dense's (in, out);
+  InstanceNorm's weight is our scale.
   """
   used = set()
 
@@ -157,6 +211,8 @@ def convert_tree(
     value = state_dict[key]
     if value.ndim == 4:
       value = value.transpose(2, 3, 1, 0)
+    elif value.ndim == 2:
+      value = value.T
     if value.shape != tuple(leaf.shape):
       raise errors.BadInput(
         f'{what}: {key!r} has shape {value.shape} after conversion but the config '
@@ -215,6 +271,27 @@ def cyclegan(config: ml_collections.ConfigDict) -> Converters:
   }
 
 
+def twocet(config: ml_collections.ConfigDict) -> Converters:
+  """xiaohanghu/2CET-GAN's Generator, Encoder and Discriminator (roles: their names in the file)."""
+  size = config.data.image_size
+  return {
+    'g/generator': ('generator', _twocet_generator_prefix, _NONE),
+    'g/encoder': ('encoder', functools.partial(_twocet_encoder_prefix, size), _NONE),
+    'd': ('discriminator', functools.partial(_twocet_discriminator_prefix, size), _NONE),
+  }
+
+
+# Models whose official checkpoint is one file of several networks: converter -> {flag of
+# tools/convert: the networks (roles) that file's dict holds, by their names there}. The
+# 'ema_checkpoint' networks go to our EMA copy of params['g'].
+BUNDLES = {
+  twocet: {
+    'checkpoint': ('generator', 'encoder', 'discriminator'),
+    'ema_checkpoint': ('generator', 'encoder'),
+  }
+}
+
+
 def check_stargan(
   config: ml_collections.ConfigDict, state_dicts: dict[str, StateDict], flags: dict[str, str]
 ) -> int:
@@ -259,6 +336,30 @@ def check_stargan(
   return next(iter(counts.values()), None)
 
 
+def check_twocet(
+  config: ml_collections.ConfigDict, state_dicts: dict[str, StateDict], flags: dict[str, str]
+) -> None:
+  """What 2CET-GAN's encoder fixes, checked against `config`: the image size (its trunk has
+  log2(size) - 2 ResBlks), the grayscale input (its first conv's channels), the code size."""
+  e = state_dicts.get('encoder')
+  if e is None:
+    return None
+  if describe(e) != 'a 2CET-GAN encoder' or 'shared.shared.0.weight' not in e:
+    raise errors.BadInput(f'{flags["encoder"]} holds {describe(e)}, not a 2CET-GAN encoder')
+  blocks = {k.split('.')[2] for k in e if re.fullmatch(r'shared\.shared\.\d+\.conv1\.weight', k)}
+  held = {
+    'data.image_size': 2 ** (len(blocks) + 2),
+    'encoder.grayscale': e['shared.shared.0.weight'].shape[1] == 1,
+    'generator.code_dim': e['unshared.0.weight'].shape[0],
+  }
+  fix = [f'--config.{k}={v}' for k, v in held.items() if config[k] != v]
+  if fix:
+    raise errors.BadInput(
+      f'{flags["encoder"]} holds a network for other settings than the config: add {" ".join(fix)}'
+    )
+  return None
+
+
 # Checks of the weights before any is converted: converter -> check(config, state dicts, flags),
 # which returns the number of classes the weights hold (None where they do not fix it).
-CHECKS = {stargan: check_stargan}
+CHECKS = {stargan: check_stargan, twocet: check_twocet}

@@ -11,6 +11,9 @@ rho: float32 (B,); image: like x; mask: float32 (B, H, W) in [0, 1]. Per family:
   reference    (2CET-GAN) the reference face's expression code, times rho, on x.
 One signature for all makes `edit` and the exported file independent of the family.
 `Translator` wraps it with the run's class names and size, from a run or an exported file.
+A run of a multi-attribute (CelebA) model also gives, outside that signature (the exported file
+keeps it and so only one-hot targets), `labels_fn`'s translation with an explicit float label
+vector and its discriminator's classification logits (`jaxpr_gan.attributes`).
 The masks are what the generator declares as such (`nn.attention.sow_mask`).
 """
 
@@ -23,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpr_gan import attributes
 from jaxpr_gan import errors
 from jaxpr_gan import images
 from jaxpr_gan.evaluation import restore as restore_lib
@@ -63,14 +67,24 @@ def translate_fn(objective) -> Callable:
 
     return reference_fn
 
+  labelled = labels_fn(objective)
+
   def conditional(params, x, target, rho, reference):
     del reference
-    image, state = objective.generator.apply(
-      {'params': params}, x, objective.condition(target, rho), mutable=[attention.MASKS]
-    )
-    return image, _attention_mask(state.get(attention.MASKS, {}), x.shape[1], x.shape[0])
+    return labelled(params, x, objective.condition(target, rho))
 
   return conditional
+
+
+def labels_fn(objective) -> Callable:
+  """Conditional family: `(params, x, c) -> (image, mask)` for explicit float label vectors c
+  (B, num_classes); translate_fn's conditional case is its one-hot (or intensity) c."""
+
+  def labelled(params, x, c):
+    image, state = objective.generator.apply({'params': params}, x, c, mutable=[attention.MASKS])
+    return image, _attention_mask(state.get(attention.MASKS, {}), x.shape[1], x.shape[0])
+
+  return labelled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +99,9 @@ class Translator:
   has_intensity: bool = False
   has_mask: bool = False
   info: dict = dataclasses.field(default_factory=dict)
+  multi_attribute: bool = False  # classes are attributes that hold together (attributes.py)
+  translate_labels: Callable | None = None  # (x, c (B, num_classes)) -> (image, mask); runs only
+  classify: Callable | None = None  # x -> D's classification logits (B, num_classes); runs only
 
   def target_index(self, name: str) -> int:
     """A class (or domain) name -> its index; an unknown name lists the known ones."""
@@ -105,6 +122,15 @@ class Translator:
       x, np.full((b,), target, np.int32), np.full((b,), rho, np.float32), np.ascontiguousarray(ref)
     )
     return images.to_uint8(image), np.asarray(mask)
+
+  def with_labels(self, faces: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (B, H, W, 3) and float label vectors (B, num_classes) -> (uint8 images, masks)."""
+    image, mask = self.translate_labels(images.to_float(faces), np.asarray(labels, np.float32))
+    return images.to_uint8(image), np.asarray(mask)
+
+  def source_logits(self, faces: np.ndarray) -> np.ndarray:
+    """uint8 (B, H, W, 3) -> the discriminator's classification logits (B, num_classes)."""
+    return np.asarray(self.classify(images.to_float(faces)))
 
 
 def describe(objective, g_params, config) -> dict:
@@ -130,6 +156,20 @@ def from_run(workdir: str, step: int | None = None) -> Translator:
   run = restore_lib.restore(workdir, step)
   fn = functools.partial(translate_fn(run.objective), run.g_params)
   fn = jax.jit(conv.traced_with(fn, run.config.conv_impl))
+  extra = {}
+  if run.objective.family == 'conditional' and attributes.is_multi_attribute(
+    run.class_names, run.config.data.source
+  ):
+    labelled = functools.partial(labels_fn(run.objective), run.g_params)
+    d = run.objective.discriminator
+    classify = lambda x: d.apply({'params': run.d_params}, x)[1]
+    # An import of G alone has an untrained D: its classifier must not name the attributes.
+    d_known = run.imported is None or 'd' in run.imported.get('converted', ())
+    extra = {
+      'multi_attribute': True,
+      'translate_labels': jax.jit(conv.traced_with(labelled, run.config.conv_impl)),
+      'classify': jax.jit(conv.traced_with(classify, run.config.conv_impl)) if d_known else None,
+    }
   return Translator(
     fn,
     run.class_names,
@@ -138,4 +178,5 @@ def from_run(workdir: str, step: int | None = None) -> Translator:
     run.config.model,
     **describe(run.objective, run.g_params, run.config),
     info={'workdir': os.path.abspath(workdir), 'step': run.step},
+    **extra,
   )

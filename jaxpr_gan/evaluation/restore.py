@@ -29,6 +29,8 @@ class Restored:
   g_params: Any  # the EMA copy of G when the run keeps one
   class_names: list[str]
   step: int
+  d_params: Any = None  # the checkpoint's params['d'] (e.g. StarGAN's attribute classifier)
+  imported: dict | None = None  # what tools.convert recorded: the files and networks converted
 
 
 def _checkpointer(workdir: str) -> checkpointing.Checkpointer:
@@ -91,6 +93,8 @@ def restore(
     state_lib.generator_params(state),
     list(meta['class_names']),
     int(step),
+    state.params['d'],
+    meta.get('imported'),
   )
 
 
@@ -101,10 +105,12 @@ def write_run(
   set_params: Callable | None = None,
   step: int = 0,
   extra_meta: dict | None = None,
+  set_ema: Callable | None = None,
 ) -> None:
   """A run directory with one checkpoint: a fresh initialisation, its params passed through
   `set_params` (e.g. replaced by converted weights); the EMA copy of G, if the config keeps one,
-  equals the final params['g']. For imported weights and tests."""
+  equals the final params['g'], passed through `set_ema` (e.g. imported EMA networks). For
+  imported weights and tests."""
   ckpt = checkpointing.Checkpointer(workdir, max_to_keep=None, async_save=False)
   if ckpt.all_steps():
     raise errors.BadInput(
@@ -116,7 +122,8 @@ def write_run(
   if set_params is not None:
     state = state.replace(params=set_params(jax.device_get(state.params)))
   if jax.tree.leaves(state.ema_params):
-    state = state.replace(ema_params=state.params['g'])
+    ema = state.params['g']
+    state = state.replace(ema_params=ema if set_ema is None else set_ema(ema))
   state = state.replace(step=jnp.asarray(step, jnp.int32))
   meta = {'class_names': list(class_names), 'config': config.to_dict(), **(extra_meta or {})}
   ckpt.save(step, state, None, meta)

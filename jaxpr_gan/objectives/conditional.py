@@ -48,7 +48,12 @@ class ConditionalGAN(Objective):
     self, g_params: Params, x: jnp.ndarray, target: jnp.ndarray, rho: jnp.ndarray | None = None
   ) -> jnp.ndarray:
     """Float images in [-1, 1] and integer target classes (intensities rho) -> images."""
-    return self.generator.apply({'params': g_params}, x, self.condition(target, rho))
+    return self.translate_labels(g_params, x, self.condition(target, rho))
+
+  def translate_labels(self, g_params: Params, x: jnp.ndarray, c: jnp.ndarray) -> jnp.ndarray:
+    """Float images and explicit float label vectors c (B, num_classes) -> images; e.g. several
+    CelebA attributes at once (`jaxpr_gan.attributes`). `translate` is the one-hot case."""
+    return self.generator.apply({'params': g_params}, x, c)
 
   def sample_cells(self, g_params: Params, batch: dict[str, jnp.ndarray]) -> jnp.ndarray:
     """Rows: the faces; columns: the face, then its translation to every class."""

@@ -170,6 +170,7 @@ register(
     _build_twocet,
     groups=('generator', 'encoder', 'discriminator', 'loss'),
     check=_check_twocet,
+    converter=converters.twocet,
     defaults={
       'data': {'groups': 'neutral_emotional'},
       # code_scales: multiples of each class's mean training code applied to neutral

@@ -18,6 +18,16 @@ A file that cannot be read is reported by name and the others go on; failed.txt 
 'path: reason' a line, with each name's own bytes even when it is not UTF-8 (surrogateescape).
 Every file is written atomically. The arguments and --out (its folder, or the nearest existing one
 above it, must be writable) are checked before the model loads: a mistake is one line.
+
+Multi-attribute (CelebA) StarGAN runs (`jaxpr_gan.attributes.is_multi_attribute`) edit as the
+official test does: a target hair colour (Black_Hair, Blond_Hair, Brown_Hair, Gray_Hair) is set
+and the other hair colours cleared, any other target (Male, Young, ...) is flipped, and the
+photo's other attributes are kept. Those source attributes come from the model's discriminator
+(classification logit > 0), or from --attributes Black_Hair,Young (those listed on, the rest
+off); each image's are printed. Such a model needs its run directory: an exported file takes
+one-hot targets only, and is refused.
+
+  python -m jaxpr_gan.tools.edit --model workdirs/celeba --input me.jpg --target Blond_Hair,Male
 """
 
 import dataclasses
@@ -28,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from input_pipeline import decoding
+from jaxpr_gan import attributes
 from jaxpr_gan import errors
 from jaxpr_gan import files
 from jaxpr_gan import images
@@ -44,6 +55,7 @@ class Request:
   reference: str | None = None  # a face whose expression 2CET-GAN transfers
   box: tuple[int, int, int, int] | None = None  # left, top, right, bottom; default: centre
   mask: bool = False
+  attributes: tuple[str, ...] | None = None  # attribute models: the source's; None: from D
 
 
 def load_model(path: str, step: int | None = None) -> inference.Translator:
@@ -84,6 +96,45 @@ def check_args(out_dir: str, batch_size: int) -> None:
   export.check_folder(out_dir, f'--out {out_dir}', may_create=True)
 
 
+def _multi_attribute(model: inference.Translator, request: Request) -> bool:
+  """Whether `model` edits attributes; an exported attribute model or a stray --attributes is a
+  one-line error."""
+  multi = model.family == 'conditional' and (
+    model.multi_attribute or attributes.is_multi_attribute(model.class_names)
+  )
+  if multi and model.translate_labels is None:
+    raise errors.BadInput(
+      f'{model.info.get("file", model.model)}: an exported file takes one-hot targets only, '
+      f'which do not edit the attributes ({", ".join(model.class_names)}) of a multi-attribute '
+      'model; give its run directory as --model'
+    )
+  if request.attributes is not None and not multi:
+    raise errors.BadInput(f'{model.model} does not edit attributes; drop --attributes')
+  return multi
+
+
+def _attribute_results(model, batch, paths, jobs, request) -> list:
+  """Every job's (images, masks) from each face's source attributes, edited as the official test
+  does (attributes.target_labels); prints the source attributes per image."""
+  if request.attributes is not None:
+    row = attributes.given(request.attributes, model.class_names)
+    sources, origin = np.tile(row, (len(batch), 1)), '--attributes'
+  elif model.classify is None:
+    raise errors.BadInput(
+      f'{model.model} was imported without its discriminator, whose classifier reads a '
+      "photo's attributes: give them with --attributes (e.g. --attributes Black_Hair,Young)"
+    )
+  else:
+    sources, origin = attributes.from_logits(model.source_logits(batch)), 'D'
+  for i, path in enumerate(paths):
+    found = attributes.describe(sources[i], model.class_names)
+    tqdm.write(_printable(f'{path}: source attributes {found} (from {origin})'), file=sys.stdout)
+  return [
+    model.with_labels(batch, attributes.target_labels(sources, t, model.class_names))
+    for _, t, _ in jobs
+  ]
+
+
 def _jobs(model: inference.Translator, request: Request) -> list[tuple[str, int, float]]:
   """(label, target index, intensity) of every output per image; names checked here."""
   if model.family == 'reference':
@@ -112,6 +163,26 @@ def _jobs(model: inference.Translator, request: Request) -> list[tuple[str, int,
   ]
 
 
+def _write_image(out_dir: str, path: str, face, results, with_mask: bool) -> list[str]:
+  """One input's results ((label, image, mask) each) and its strip -> the files written."""
+  stem = os.path.splitext(os.path.basename(path))[0]
+  written, row, mask_row = [], [face], [np.full_like(face, 255)]
+  for label, out, mask in results:
+    name = os.path.join(out_dir, f'{stem}_{label}.png')
+    images.save_png(name, out)
+    written.append(name)
+    row.append(out)
+    if with_mask:
+      mask_name = os.path.join(out_dir, f'{stem}_{label}_mask.png')
+      images.save_png(mask_name, images.mask_to_uint8(mask))
+      written.append(mask_name)
+      mask_row.append(images.mask_to_uint8(mask))
+  cells = np.stack([row, mask_row] if with_mask else [row])
+  strip = os.path.join(out_dir, f'{stem}_strip.png')
+  images.save_png(strip, images.image_grid(cells), min_size=512)
+  return written + [strip]
+
+
 def edit(
   model: inference.Translator,
   inputs: list[str],
@@ -122,6 +193,7 @@ def edit(
 ) -> tuple[list[str], list[str]]:
   """Translates every input as `request` asks; -> (files written, 'path: reason' failures)."""
   check_args(out_dir, batch_size)
+  multi = _multi_attribute(model, request)
   jobs = _jobs(model, request)
   if request.mask and not model.has_mask:
     raise errors.BadInput(f'{model.model} has no attention mask; drop --mask')
@@ -149,24 +221,13 @@ def edit(
       continue
     # A fixed batch shape: one compilation for the whole folder.
     batch = np.stack(faces + [faces[-1]] * (batch_size - len(faces)))
-    results = [model(batch, target, scale, reference) for _, target, scale in jobs]
+    if multi:
+      results = _attribute_results(model, batch, paths, jobs, request)
+    else:
+      results = [model(batch, target, scale, reference) for _, target, scale in jobs]
     for i, path in enumerate(paths):
-      stem = os.path.splitext(os.path.basename(path))[0]
-      row, mask_row = [faces[i]], [np.full_like(faces[i], 255)]
-      for (label, _, _), (out, mask) in zip(jobs, results):
-        name = os.path.join(out_dir, f'{stem}_{label}.png')
-        images.save_png(name, out[i])
-        written.append(name)
-        row.append(out[i])
-        if request.mask:
-          mask_name = os.path.join(out_dir, f'{stem}_{label}_mask.png')
-          images.save_png(mask_name, images.mask_to_uint8(mask[i]))
-          written.append(mask_name)
-          mask_row.append(images.mask_to_uint8(mask[i]))
-      cells = np.stack([row, mask_row] if request.mask else [row])
-      strip = os.path.join(out_dir, f'{stem}_strip.png')
-      images.save_png(strip, images.image_grid(cells), min_size=512)
-      written.append(strip)
+      made = [(label, out[i], mask[i]) for (label, _, _), (out, mask) in zip(jobs, results)]
+      written += _write_image(out_dir, path, faces[i], made, request.mask)
   bar.close()
   if failed:
     files.write_text(os.path.join(out_dir, 'failed.txt'), '\n'.join(failed) + '\n')
@@ -183,8 +244,9 @@ def main(argv):
   box = tuple(int(v) for v in f.box) if f.box else None
   if box is not None and len(box) != 4:
     raise app.UsageError('--box takes four numbers: left,top,right,bottom')
+  given = None if f.attributes is None else tuple(a for a in f.attributes if a)
   request = Request(
-    tuple(f.target or ()), tuple(float(v) for v in f.intensity), f.reference, box, f.mask
+    tuple(f.target or ()), tuple(float(v) for v in f.intensity), f.reference, box, f.mask, given
   )
   check_args(f.out, f.batch_size)
   inputs = list_inputs(f.input)
@@ -228,6 +290,12 @@ def _define_flags():
     'Face box left,top,right,bottom in pixels of the upright photo (default: the centre square).',
   )
   flags.DEFINE_bool('mask', False, 'Also write the attention masks (SARGAN, MMA-GAN, DCAM-GAN).')
+  flags.DEFINE_list(
+    'attributes',
+    None,
+    'Multi-attribute (CelebA) models: the attributes the input faces have (e.g. '
+    'Black_Hair,Young; the rest are off); default: what the discriminator finds.',
+  )
   flags.DEFINE_integer('batch_size', 8, 'Images per call.')
   flags.mark_flags_as_required(['model', 'input'])
 
