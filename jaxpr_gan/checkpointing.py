@@ -37,6 +37,7 @@ import jax
 from jax import lax
 from jax.experimental import multihost_utils
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxpr_gan import distributed
@@ -46,6 +47,9 @@ _ITEMS = ('state', 'data_iter', 'meta')
 _TRASH = 'deleting'  # orbax's todelete_subdir: old steps are renamed into it, then deleted by us
 DAMAGED = 'damaged'  # damaged steps are moved here, under checkpoints/
 _MAX_REMOVED_WHILE_READING = 8
+# Elements per digest program: bounds its temporaries, which XLA materialises when it does not
+# fuse (jax_disable_most_optimizations): a paper-size state at once took gigabytes.
+_DIGEST_CHUNK = 1 << 23
 
 
 class DamagedCheckpoint(errors.UserError):
@@ -101,11 +105,23 @@ def _leaf_sums(leaves: list[jax.Array]) -> jax.Array:
   return jnp.stack(out) if out else jnp.zeros((0, 2), jnp.uint32)
 
 
+def _chunks(leaves: list, limit: int = _DIGEST_CHUNK) -> list[list]:
+  """Consecutive leaves in groups of at most `limit` elements (a larger leaf alone)."""
+  groups, size = [[]], 0
+  for leaf in leaves:
+    if groups[-1] and size + leaf.size > limit:
+      groups, size = groups + [[]], 0
+    groups[-1].append(leaf)
+    size += leaf.size
+  return [g for g in groups if g]
+
+
 def state_digest(state: Any) -> dict[str, str]:
   """{leaf path: 16 hex digits} of a (sharded) train state; every process gets the same."""
   pairs = jax.tree_util.tree_leaves_with_path(state)
   paths, leaves = [p for p, _ in pairs], [x for _, x in pairs]
-  sums = jax.device_get(_leaf_sums(leaves))
+  parts = [jax.device_get(_leaf_sums(group)) for group in _chunks(leaves)]
+  sums = np.concatenate(parts) if parts else np.zeros((0, 2), np.uint32)
   return {jax.tree_util.keystr(p): f'{int(a):08x}{int(b):08x}' for p, (a, b) in zip(paths, sums)}
 
 

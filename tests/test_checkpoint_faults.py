@@ -113,6 +113,18 @@ def test_state_digest_changes_with_one_bit():
   assert checkpointing.state_digest(dict(state, w=swapped))["['w']"] != base["['w']"]
 
 
+def test_digest_programs_take_bounded_groups_and_give_the_same_digest(run, monkeypatch):
+  state = run[1]
+  whole = checkpointing.state_digest(state)
+  sizes = [x.size for x in jax.tree.leaves(state)]
+  groups = checkpointing._chunks(jax.tree.leaves(state), limit=1000)  # pylint: disable=protected-access
+  assert [x.size for g in groups for x in g] == sizes  # every leaf once, in order
+  assert all(sum(x.size for x in g) <= 1000 or len(g) == 1 for g in groups) and len(groups) > 1
+  monkeypatch.setattr(checkpointing, '_DIGEST_CHUNK', 1000)
+  monkeypatch.setattr(checkpointing._chunks, '__defaults__', (1000,))  # pylint: disable=protected-access
+  assert checkpointing.state_digest(state) == whole
+
+
 def test_eval_takes_the_newest_intact_step_and_refuses_a_named_damaged_one(copy):
   _damage(copy, 'flipped bit')
   assert restore.restore(copy).step == 2

@@ -63,6 +63,13 @@ def _generator_size(config, num_classes: int) -> int:
   return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state_lib.generator_params(abstract)))
 
 
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+  """Paper-size programs are large; a worker that runs many test files keeps none of them."""
+  yield
+  jax.clear_caches()
+
+
 @pytest.mark.parametrize('model', list(CASES))
 def test_paper_size_export_equals_the_framework_on_an_unseen_batch_size(model, tmp_path):
   size, classes, num_params = CASES[model]
