@@ -232,7 +232,7 @@ def test_a_class_count_other_than_the_weights_is_one_error_naming_both(files, tm
 
 
 def test_a_failure_while_writing_removes_only_what_it_created(files, tmp_path, monkeypatch):
-  def fail(config, names, workdir, *args):
+  def fail(config, names, workdir, *args, **kwargs):
     os.makedirs(os.path.join(workdir, 'checkpoints'))
     raise OSError('disk full')
 
