@@ -188,11 +188,13 @@ class Checkpointer:
       items['data_iter'] = ocp.args.JsonSave(data_iter_state)
     self._manager.save(step, args=ocp.args.Composite(**items))
 
-  def restore(self, step: int, state_template: Any, with_data_iter: bool = True):
+  def restore(
+    self, step: int, state_template: Any, with_data_iter: bool = True, meta: dict | None = None
+  ):
     """-> (state laid out like `state_template` (arrays or ShapeDtypeStructs), iterator state),
     checked against the step's digests; raises DamagedCheckpoint when they differ or the files
     cannot be read."""
-    meta = self.meta(step)
+    meta = self.meta(step) if meta is None else meta  # `meta(step)`'s, already checked
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template)
     items = {'state': ocp.args.StandardRestore(abstract)}
     if with_data_iter:
@@ -233,7 +235,7 @@ class Checkpointer:
       step = steps[0]
       try:
         meta = self.meta(step)
-        state, iter_state = self.restore(step, template_fn(meta), with_data_iter)
+        state, iter_state = self.restore(step, template_fn(meta), with_data_iter, meta)
         return step, state, iter_state, meta
       except DamagedCheckpoint as e:
         if not self.step_directory(step).exists():

@@ -1,4 +1,5 @@
-"""File helpers: digests of weights files, and outputs written whole or not at all.
+"""File helpers: digests of weights files, output folders checked before any work, and outputs
+written whole or not at all.
 
 Every output a run, an evaluation or a tool writes goes through `atomic_write` (or the helpers
 built on it): the bytes go to a temporary name beside the target, are flushed to the disk, and
@@ -130,6 +131,25 @@ def make_writable_folder(folder: str, what: str, flag: str = '') -> None:
   except OSError as e:
     fix = f'; pass a {flag} this user can write to' if flag else '; make it writable'
     raise errors.BadInput(f'cannot write in {what} {folder}: {e.strerror or e}{fix}') from e
+
+
+def check_folder(folder: str, flag: str, may_create: bool) -> None:
+  """A one-line UserError naming `folder` unless files can be written in it, before any work.
+
+  may_create: a missing `folder` is fine when the nearest existing folder above it is writable
+  (the caller makes it); else it must exist (a mistyped path is not silently created).
+  """
+  found = os.path.abspath(folder or '.')
+  while not os.path.exists(found):
+    if not may_create:
+      raise errors.NotFound(
+        f'{flag}: folder {folder} does not exist; create it first (mkdir -p {folder})'
+      )
+    found = os.path.dirname(found)
+  if not os.path.isdir(found):
+    raise errors.BadInput(f'{flag}: cannot make folder {folder}: {found} is a file, not a folder')
+  if not os.access(found, os.W_OK | os.X_OK):
+    raise errors.BadInput(f'{flag}: cannot write in {found} (no permission or a read-only disk)')
 
 
 def _alive(pid: int) -> bool:

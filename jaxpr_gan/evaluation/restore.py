@@ -84,7 +84,7 @@ def restore(
       )
     else:
       meta = ckpt.meta(step)
-      state, _ = ckpt.restore(step, template(meta), with_data_iter=False)
+      state, _ = ckpt.restore(step, template(meta), with_data_iter=False, meta=meta)
   finally:
     ckpt.close()
   return Restored(

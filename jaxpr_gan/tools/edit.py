@@ -93,7 +93,7 @@ def check_args(out_dir: str, batch_size: int) -> None:
   """One-line errors for an unusable --out or --batch_size, before any work."""
   if batch_size < 1:
     raise errors.BadInput(f'--batch_size {batch_size}: give 1 or more images per call')
-  export.check_folder(out_dir, f'--out {out_dir}', may_create=True)
+  files.check_folder(out_dir, f'--out {out_dir}', may_create=True)
 
 
 def _multi_attribute(model: inference.Translator, request: Request) -> bool:

@@ -48,25 +48,6 @@ _META_KEYS = ('class_names', 'image_size', 'family', 'model', 'has_intensity', '
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error)
 
 
-def check_folder(folder: str, flag: str, may_create: bool) -> None:
-  """A one-line UserError naming `folder` unless files can be written in it, before any work.
-
-  may_create: a missing `folder` is fine when the nearest existing folder above it is writable
-  (the caller makes it); else it must exist (a mistyped path is not silently created).
-  """
-  found = os.path.abspath(folder or '.')
-  while not os.path.exists(found):
-    if not may_create:
-      raise errors.NotFound(
-        f'{flag}: folder {folder} does not exist; create it first (mkdir -p {folder})'
-      )
-    found = os.path.dirname(found)
-  if not os.path.isdir(found):
-    raise errors.BadInput(f'{flag}: cannot make folder {folder}: {found} is a file, not a folder')
-  if not os.access(found, os.W_OK | os.X_OK):
-    raise errors.BadInput(f'{flag}: cannot write in {found} (no permission or a read-only disk)')
-
-
 def _exported(fn, params_flat, size: int, conv_impl: str):
   b = jax.export.symbolic_shape('b')[0]
   img = jax.ShapeDtypeStruct((b, size, size, 3), jnp.float32)
@@ -91,7 +72,7 @@ def export_run(workdir: str, out_path: str, step: int | None = None) -> dict:
   """
   if os.path.isdir(out_path):
     raise errors.BadInput(f'--out {out_path} is a folder; give a file name, e.g. model.jaxgen')
-  check_folder(os.path.dirname(out_path), f'--out {out_path}', may_create=False)
+  files.check_folder(os.path.dirname(out_path), f'--out {out_path}', may_create=False)
   run = restore_lib.restore(workdir, step)
   config, objective, g_params, class_names, step = (
     run.config,
