@@ -1,7 +1,10 @@
 """Evaluates a checkpoint: python eval.py --workdir workdirs/stargan_quick
 
 The config is the one saved with the checkpoint; --config replaces it (e.g. to add the files of
-the distribution metrics: --config=configs/stargan.py:quick --config.eval.inception_weights=...).
+the distribution metrics: --config=configs/stargan.py:quick --config.eval.inception_weights=...),
+and each key where it departs from the checkpoint's is listed in one warning. metrics.json and
+report.html record the config used and its hash; the numbers also go to TensorBoard, at the
+checkpoint's step, in the folder holding the evaluation's (the workdir unless --out).
 """
 
 from absl import app

@@ -8,14 +8,33 @@ other error keeps its traceback.
 """
 
 from collections.abc import Callable
+import os
 import re
 import sys
 from typing import NoReturn
 
 from absl import app
 from absl import flags
+import jax
 
 from jaxpr_gan import errors
+
+_CACHE = flags.DEFINE_string(
+  'compilation_cache_dir',
+  None,
+  "JAX's persistent compilation cache: a rerun, a resumed run or a sweep's next point loads "
+  'the compiled steps instead of compiling them again. Default: JAX_COMPILATION_CACHE_DIR if '
+  "set, else ~/.cache/jaxpr_gan/xla; '' turns it off.",
+)
+DEFAULT_CACHE = os.path.join('~', '.cache', 'jaxpr_gan', 'xla')
+
+
+def use_compilation_cache(path: str | None) -> None:
+  """Points JAX's persistent compilation cache at `path` (None: JAX's own setting, else
+  DEFAULT_CACHE; '': off)."""
+  if path is None:
+    path = jax.config.jax_compilation_cache_dir or DEFAULT_CACHE
+  jax.config.update('jax_compilation_cache_dir', os.path.expanduser(path) if path else None)
 
 
 def fail(message: str) -> NoReturn:
@@ -78,6 +97,7 @@ def run(main: Callable[[list[str]], int | None]) -> None:
 
   def guarded(argv):
     try:
+      use_compilation_cache(_CACHE.value)
       return main(argv)
     except (errors.UserError, app.UsageError) as e:
       fail(str(e))

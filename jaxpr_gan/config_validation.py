@@ -24,6 +24,7 @@ from jaxpr_gan import run_config
 from jaxpr_gan.nn import conv
 from jaxpr_gan.objectives import adversarial
 from jaxpr_gan.run_config import ConfigError
+from jaxpr_gan.training import state as state_lib
 
 DATA_SOURCES = pipeline.SOURCES
 
@@ -225,6 +226,11 @@ _BOUNDS = (  # key, test, what the value must be
   ('optim.g_lr', lambda v: v > 0, '> 0'),
   ('optim.d_lr', lambda v: v > 0, '> 0'),
   ('ema_decay', lambda v: 0 <= v < 1, 'in [0, 1) (0 disables the EMA)'),
+  ('optim.name', lambda v: v in state_lib.OPTIMIZERS, f'one of {state_lib.OPTIMIZERS}'),
+  ('optim.schedule', lambda v: v in state_lib.SCHEDULES, f'one of {state_lib.SCHEDULES}'),
+  ('optim.warmup_steps', lambda v: v >= 0, '>= 0 (0: no warmup)'),
+  ('optim.end_lr_fraction', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+  ('optim.accumulate_steps', lambda v: v >= 1, '>= 1 (micro-batches per update)'),
   ('max_checkpoints', lambda v: v >= 1, '>= 1 (the newest steps kept; 1 keeps only the last)'),
   ('max_nonfinite_steps', lambda v: v >= 1, '>= 1 (consecutive skipped updates before stopping)'),
   ('num_sample_faces', lambda v: v >= 1, '>= 1'),
@@ -273,6 +279,14 @@ def validate(
     'batch_size',
     f'is not divisible by the {num_devices} devices (the batch is split '
     f'evenly across them); use a multiple of {num_devices}',
+  )
+  k = complete.optim.accumulate_steps
+  _require(
+    k < 1 or complete.batch_size % (k * num_devices) == 0,
+    complete,
+    'batch_size',
+    f'is not divisible by optim.accumulate_steps x devices = {k} x {num_devices} (each '
+    f'micro-batch is split evenly across the devices); use a multiple of {max(k, 1) * num_devices}',
   )
   _require(
     complete.conv_impl in conv.IMPLS, complete, 'conv_impl', f'is unknown; use one of {conv.IMPLS}'

@@ -10,7 +10,9 @@ field default for the groups, `defaults()` for the rest (`complete`).
 from collections.abc import Mapping
 import dataclasses
 import difflib
+import hashlib
 import importlib
+import json
 from typing import Any
 
 from flax.core import FrozenDict
@@ -19,6 +21,18 @@ import ml_collections
 from jaxpr_gan import errors
 
 ConfigError = errors.ConfigError
+
+
+class _Absent:
+  """`diff`'s value for a key one side lacks."""
+
+  def __repr__(self) -> str:
+    return '<absent>'
+
+  __str__ = __repr__
+
+
+ABSENT = _Absent()
 
 
 def _evaluation() -> dict:
@@ -98,17 +112,24 @@ def defaults() -> ml_collections.ConfigDict:
   # Updates with a non-finite loss or gradient are skipped; this many in a row stop the run.
   c.max_nonfinite_steps = 20
   c.data = ml_collections.ConfigDict(_data())
-  # Adam; lr constant, then linearly to 0 over the last num_decay_steps, lowered every
-  # decay_every steps (a staircase); weight_decay: PyTorch Adam's L2 term.
+  # training/state.py: name 'adam' (weight_decay: PyTorch Adam's L2 term) or 'adamw' (decoupled);
+  # schedule 'linear' (lr constant, then linearly to 0 over the last num_decay_steps, lowered
+  # every decay_every steps: a staircase), 'constant' or 'cosine' (to end_lr_fraction * lr), after
+  # warmup_steps of linear warmup; accumulate_steps: micro-batches per update.
   c.optim = ml_collections.ConfigDict(
     dict(
+      name='adam',
       g_lr=1e-4,
       d_lr=1e-4,
       b1=0.5,
       b2=0.999,
       weight_decay=0.0,
+      schedule='linear',
       num_decay_steps=100_000,
       decay_every=1,
+      warmup_steps=0,
+      end_lr_fraction=0.0,
+      accumulate_steps=1,
     )
   )
   c.log_every = 100
@@ -232,3 +253,58 @@ def build(cls, group: Mapping, name: str, exclude: tuple[str, ...] = (), **fixed
       check_value(f'{name}.{key}', value, default, f'{cls.__name__}.{key}')
     kwargs[key] = _hashable(value)
   return cls(**kwargs, **fixed)
+
+
+def _group(value: Any) -> dict | None:
+  """A config group (ConfigDict, dict, FrozenDict) as a dict; None for any other value."""
+  if isinstance(value, (ml_collections.ConfigDict, ml_collections.FrozenConfigDict)):
+    return value.to_dict()
+  return dict(value) if isinstance(value, Mapping) else None
+
+
+def flatten(config: Mapping | ml_collections.ConfigDict) -> dict[str, Any]:
+  """{'loss.lambda_rec': 10.0, ...}: every leaf of a config (or a nested dict, e.g. metrics) by
+  its dotted key; tuples and lists stay values, and so does an empty group ({})."""
+  out = {}
+
+  def walk(group: dict, prefix: str) -> None:
+    for key, value in group.items():
+      inner = _group(value)
+      if inner:
+        walk(inner, f'{prefix}{key}.')
+      else:
+        out[f'{prefix}{key}'] = value if inner is None else inner
+
+  walk(_group(config), '')
+  return out
+
+
+def _canonical(value: Any) -> Any:
+  """Tuples as lists and groups as dicts, all the way down: a config as its JSON would read."""
+  group = _group(value)
+  if group is not None:
+    return {str(k): _canonical(v) for k, v in group.items()}
+  if isinstance(value, (list, tuple)):
+    return [_canonical(v) for v in value]
+  return value
+
+
+def diff(
+  a: Mapping | ml_collections.ConfigDict, b: Mapping | ml_collections.ConfigDict
+) -> list[tuple[str, Any, Any]]:
+  """(dotted key, a's value, b's value) for each key whose values differ, in key order; a key
+  one side lacks has `ABSENT` there. A tuple equals the list of its items (a saved config)."""
+  flat_a, flat_b = flatten(a), flatten(b)
+  found = []
+  for key in sorted(flat_a.keys() | flat_b.keys()):
+    va, vb = flat_a.get(key, ABSENT), flat_b.get(key, ABSENT)
+    if va is ABSENT or vb is ABSENT or _canonical(va) != _canonical(vb):
+      found.append((key, va, vb))
+  return found
+
+
+def config_hash(config: Mapping | ml_collections.ConfigDict) -> str:
+  """The first 12 hex digits of the SHA-256 of the config's canonical JSON (sorted keys, tuples
+  as lists): equal configs hash alike whatever their key order or container types."""
+  text = json.dumps(_canonical(config), sort_keys=True, separators=(',', ':'), default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]

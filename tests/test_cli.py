@@ -157,11 +157,13 @@ def test_a_run_from_another_directory_says_what_runs_without_noise(tmp_path):
       f'--config={CONFIG}:tiny',
       '--workdir=run',
       '--config.num_train_steps=2',
+      '--compilation_cache_dir=xla',
     ],
     str(tmp_path),
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert (tmp_path / 'run' / 'checkpoints').is_dir()
+  assert any('d_step' in f for f in os.listdir(tmp_path / 'xla'))  # the persistent cache
   log = result.stderr
   for noise in ('oneDNN', 'TensorFlow', 'cpu_feature_guard', 'Unable to initialize backend'):
     assert noise not in log, noise

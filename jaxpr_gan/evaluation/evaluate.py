@@ -6,9 +6,11 @@ differ, the share whose output is closer (L1) to the truth than the unchanged in
 """
 
 import functools
+import math
 import os
 
 from absl import logging
+from clu import metric_writers
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -19,6 +21,7 @@ from input_pipeline import synthetic
 from jaxpr_gan import files
 from jaxpr_gan import images
 from jaxpr_gan import inference
+from jaxpr_gan import run_config
 from jaxpr_gan.evaluation import intensity
 from jaxpr_gan.evaluation import report as report_lib
 from jaxpr_gan.evaluation import restore as restore_lib
@@ -43,14 +46,36 @@ def evaluate(
 
   The set replaces the previous one whole (files.atomic_folder): a killed evaluation leaves the
   previous step's complete set. `out_dir` serves runs this user cannot write into; its folder is
-  checked once the checkpoint is read, before any evaluation."""
+  checked once the checkpoint is read, before any evaluation. The numeric metrics also go to
+  TensorBoard (`write_scalars`) in the folder that holds `out_dir`: the workdir by default,
+  beside the training curves."""
   out_dir = os.path.join(workdir, 'eval') if out_dir is None else out_dir
   parent = os.path.dirname(os.path.abspath(out_dir))
   flag = '--out' if parent != os.path.abspath(workdir) else '--out (the run is not writable)'
   run = restore_lib.restore(workdir, step, config)
   files.make_writable_folder(parent, 'the folder of the evaluation', flag)
   with conv.implementation(run.config.conv_impl), files.atomic_folder(out_dir) as tmp:
-    return _evaluate(run, workdir, tmp)
+    report = _evaluate(run, workdir, tmp)
+  write_scalars(parent, run.step, report)
+  return report
+
+
+def write_scalars(logdir: str, step: int, report: dict) -> None:
+  """The report's finite numbers as TensorBoard scalars at the checkpoint's `step`, named
+  'eval/<dotted key>' (eval/improvement_rate, eval/same_class.psnr, ...); strings, lists and
+  flags are left out. `logdir` is the folder holding the evaluation's (the workdir unless
+  --out): each evaluated step adds its point to the run's curves. Process 0 writes."""
+  if jax.process_index() != 0:
+    return
+  numbers = {k: v for k, v in report.items() if k not in ('step', 'config', 'config_hash')}
+  scalars = {
+    f'eval/{k}': v
+    for k, v in run_config.flatten(numbers).items()
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+  }
+  writer = metric_writers.create_default_writer(logdir, asynchronous=False)
+  writer.write_scalars(step, scalars)
+  writer.close()
 
 
 def _family_report(run: restore_lib.Restored, out_dir: str) -> dict:
@@ -96,9 +121,12 @@ def _evaluate(run: restore_lib.Restored, workdir: str, out_dir: str) -> dict:
   report.update(suite.evaluate(run.config, run.objective, run.g_params, run.class_names))
   if _write_masks(run.config, run.objective, run.g_params, run.class_names, out_dir):
     report['masks'] = 'masks.png'
+  # The config the scores belong to (the checkpoint's, or the one given), whole and as a hash.
+  report.update(config_hash=run_config.config_hash(run.config), config=run.config.to_dict())
   files.write_json(os.path.join(out_dir, 'metrics.json'), report)
   report_lib.write(os.path.join(out_dir, 'report.html'), run.config, workdir, report)
-  logging.info('Evaluation of step %d: %s', run.step, files.dumps_json(report))
+  logged = {k: v for k, v in report.items() if k != 'config'}
+  logging.info('Evaluation of step %d: %s', run.step, files.dumps_json(logged))
   return report
 
 

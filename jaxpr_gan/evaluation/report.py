@@ -1,4 +1,5 @@
-"""eval/report.html: one page with a run's metrics and its evaluation pictures.
+"""eval/report.html: one page with a run's metrics, its config (hash and every key) and its
+evaluation pictures.
 
 Self-contained apart from the PNGs beside it (relative links), so the eval folder can be copied
 or served as it is.
@@ -11,6 +12,7 @@ import os
 import ml_collections
 
 from jaxpr_gan import files
+from jaxpr_gan import run_config
 
 PICTURES = (  # file in eval/, caption
   (
@@ -50,10 +52,23 @@ def _format(value) -> str:
   return str(value)
 
 
+def _config_table(config: ml_collections.ConfigDict) -> str:
+  """Every key of the config, dotted, folded away under its hash."""
+  rows = ''.join(
+    f'<tr><td>config.{html.escape(k)}</td><td class="v">{html.escape(_format(v))}</td></tr>'
+    for k, v in sorted(run_config.flatten(config).items())
+  )
+  return (
+    f'<details><summary>Config <code>{run_config.config_hash(config)}</code> (every key)'
+    f'</summary><table><tr><th>key</th><th>value</th></tr>{rows}</table></details>'
+  )
+
+
 def write(path: str, config: ml_collections.ConfigDict, workdir: str, report: dict) -> None:
   folder = os.path.dirname(path)
-  skipped = [(name, v) for name, v in _rows(report) if name.endswith('skipped')]
-  rows = [(name, v) for name, v in _rows(report) if not name.endswith('skipped')]
+  metrics = {k: v for k, v in report.items() if k not in ('config', 'config_hash')}
+  skipped = [(name, v) for name, v in _rows(metrics) if name.endswith('skipped')]
+  rows = [(name, v) for name, v in _rows(metrics) if not name.endswith('skipped')]
   parts = [
     '<!doctype html><html><head><meta charset="utf-8">',
     f'<title>{html.escape(config.model)} evaluation</title>',
@@ -64,7 +79,8 @@ def write(path: str, config: ml_collections.ConfigDict, workdir: str, report: di
     f'<h1>{html.escape(config.model)} at step {html.escape(str(report.get("step")))}</h1>',
     f'<p>Run: <code>{html.escape(os.path.abspath(workdir))}</code>; data: '
     f'{html.escape(str(config.data.source))}, {config.data.image_size} px; written '
-    f'{datetime.datetime.now().isoformat(timespec="seconds")}.</p>',
+    f'{datetime.datetime.now().isoformat(timespec="seconds")}; config hash '
+    f'<code>{run_config.config_hash(config)}</code>.</p>',
   ]
   for name, note in skipped:
     parts.append(f'<p class="skip"><b>{html.escape(name)}</b>: {html.escape(str(note))}</p>')
@@ -74,6 +90,7 @@ def write(path: str, config: ml_collections.ConfigDict, workdir: str, report: di
     for n, v in rows
   ]
   parts.append('</table>')
+  parts.append(_config_table(config))
   for file_name, caption in PICTURES:
     if os.path.exists(os.path.join(folder, file_name)):
       parts.append(

@@ -11,6 +11,7 @@ import functools
 import os
 from typing import Any
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -19,6 +20,7 @@ from jaxpr_gan import checkpointing
 from jaxpr_gan import errors
 from jaxpr_gan import files
 from jaxpr_gan import registry
+from jaxpr_gan import run_config
 from jaxpr_gan.training import state as state_lib
 
 
@@ -51,8 +53,9 @@ def restore(
   workdir: str, step: int | None = None, config: ml_collections.ConfigDict | None = None
 ) -> Restored:
   """The generator of `workdir`'s checkpoint at `step` (default: the newest intact one), built by
-  `config` (default: the one saved with the checkpoint). A damaged step named by `step` is an
-  error (checkpointing.DamagedCheckpoint); without `step`, damaged steps are skipped."""
+  `config` (default: the one saved with the checkpoint; a given one that differs from it is
+  logged as one warning, key by key). A damaged step named by `step` is an error
+  (checkpointing.DamagedCheckpoint); without `step`, damaged steps are skipped."""
   ckpt = _checkpointer(workdir)
   built = {}
 
@@ -87,6 +90,8 @@ def restore(
       state, _ = ckpt.restore(step, template(meta), with_data_iter=False, meta=meta)
   finally:
     ckpt.close()
+  if config is not None:
+    warn_config_differs(registry.complete(meta['config']), built['config'], int(step))
   return Restored(
     built['config'],
     built['objective'],
@@ -96,6 +101,18 @@ def restore(
     state.params['d'],
     meta.get('imported'),
   )
+
+
+def warn_config_differs(saved: ml_collections.ConfigDict, given, step: int) -> None:
+  """One warning listing each key where the `given` config departs from the checkpoint's (both
+  completed, so a default that only one of them spells out is no difference)."""
+  found = run_config.diff(saved, given)
+  if found:
+    logging.warning(
+      'The config given differs from the one saved with the checkpoint of step %d: %s',
+      step,
+      '; '.join(f'config.{k}: checkpoint {a!r}, given {b!r}' for k, a, b in found),
+    )
 
 
 def write_run(

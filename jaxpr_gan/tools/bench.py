@@ -165,8 +165,8 @@ def step_runners(config: ml_collections.ConfigDict, num_classes: int = 5):
     figures[f'{name}_flops_xla'] = per_device * mesh.devices.size
     figures[f'{name}_flops'] = count_flops(live_jaxpr(step.trace(carry['state'], batch, rng).jaxpr))
 
-    def call(compiled=compiled):
-      carry['state'], metrics = compiled(carry['state'], batch, rng)
+    def call(compiled=compiled, values=step.values):
+      carry['state'], metrics = compiled(carry['state'], batch, rng, values)
       jax.block_until_ready((carry['state'], metrics))
 
     runners[name] = call

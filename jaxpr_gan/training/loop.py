@@ -14,7 +14,6 @@ import threading
 from typing import Any
 
 from absl import logging
-from clu import metric_writers
 from clu import periodic_actions
 import jax
 import jax.numpy as jnp
@@ -27,11 +26,11 @@ from jaxpr_gan import checkpointing
 from jaxpr_gan import config_validation
 from jaxpr_gan import errors
 from jaxpr_gan import files
-from jaxpr_gan import images
 from jaxpr_gan import registry
 from jaxpr_gan import workdir_lock
 from jaxpr_gan.nn import conv
 from jaxpr_gan.training import memory
+from jaxpr_gan.training import outputs as outputs_lib
 from jaxpr_gan.training import samples as samples_lib
 from jaxpr_gan.training import state as state_lib
 from jaxpr_gan.training import steps as steps_lib
@@ -58,36 +57,8 @@ def _accumulate(sums: dict, metrics: Metrics) -> dict:
   return sums
 
 
-def _summarise(sums: dict) -> tuple[dict[str, float], list[str]]:
-  """-> (means over finite values, names with non-finite values); `*nonfinite_steps` are sums."""
-  means, bad = {}, []
-  for k, (total, finite, nonfinite) in jax.device_get(sums).items():
-    means[k] = float(total) if k.endswith('nonfinite_steps') else float(total) / max(int(finite), 1)
-    if nonfinite:
-      bad.append(k)
-  return means, sorted(bad)
-
-
-class NonFiniteError(FloatingPointError):
-  """Too many consecutive updates with a non-finite loss or gradient."""
-
-
-def _check_nonfinite(
-  done: int, runs: dict[str, int], bad: list[str], limit: int, last_good: int | None
-) -> None:
-  saved = (
-    f'The newest checkpoint (step {last_good}) holds the last good state'
-    if last_good is not None
-    else 'No checkpoint was saved yet, so a rerun starts afresh'
-  )
-  for net, run in runs.items():
-    if run >= limit:
-      raise NonFiniteError(
-        f'{run} consecutive {net.upper()} updates up to step {done} (from step {done - run + 1}'
-        f') had a non-finite loss or gradient and were skipped; non-finite since the last log: '
-        f'{bad}. {saved}: lower the '
-        'learning rate, check the data or raise config.max_nonfinite_steps, then resume.'
-      )
+NonFiniteError = outputs_lib.NonFiniteError
+_check_nonfinite = outputs_lib.check_nonfinite
 
 
 class Preemption:
@@ -118,76 +89,89 @@ class Preemption:
 
 @dataclasses.dataclass
 class _Run:
-  """What the loop works with, set up once."""
+  """What the loop works with, set up once; one output per seed (one for a plain run)."""
 
   config: ml_collections.ConfigDict
-  workdir: str
   objective: Any
   data_iter: Any
   d_step: Any
   g_step: Any
   batch_sharding: dict
-  ckpt: checkpointing.Checkpointer
-  writer: Any
+  outputs: list[outputs_lib.Output]
   samples: dict
   sample_cells: Any
   is_chief: bool
 
 
-def _data(config, workdir: str, mesh, is_chief: bool, stack: contextlib.ExitStack):
+def _data(config, workdirs, mesh, is_chief: bool, stack: contextlib.ExitStack):
   """-> (train source, test source, class names), the config checked against the data before
-  anything is written or compiled; then the workdir is taken (workdir_lock) and checked."""
+  anything is written or compiled; then each workdir is taken (workdir_lock) and checked."""
   train_source = pipeline.make_source(config.data, 'train')
   test_source = pipeline.make_source(config.data, 'test')
   class_names = list(train_source.class_names)
   config_validation.validate(config, mesh.devices.size, class_names, steps_lib.platform_of(mesh))
-  if is_chief:
-    files.make_writable_folder(workdir, 'the workdir', '--workdir')
-  stack.enter_context(workdir_lock.held(workdir))
-  if is_chief:
-    files.make_writable_folder(os.path.join(workdir, 'checkpoints'), 'the checkpoints folder')
-  for split, source in (('train', train_source), ('test', test_source)):
-    skipped_list = os.path.join(workdir, f'data_problems_{split}.txt')
-    if is_chief and sources.write_problems(source, skipped_list):  # data.on_error = 'skip'
-      logging.warning(
-        '%d %s items were left out; see %s.', len(source.problems), split, skipped_list
-      )
+  for workdir in workdirs:
+    if is_chief:
+      files.make_writable_folder(workdir, 'the workdir', '--workdir')
+    stack.enter_context(workdir_lock.held(workdir))
+    if is_chief:
+      files.make_writable_folder(os.path.join(workdir, 'checkpoints'), 'the checkpoints folder')
+    for split, source in (('train', train_source), ('test', test_source)):
+      skipped_list = os.path.join(workdir, f'data_problems_{split}.txt')
+      if is_chief and sources.write_problems(source, skipped_list):  # data.on_error = 'skip'
+        logging.warning(
+          '%d %s items were left out; see %s.', len(source.problems), split, skipped_list
+        )
   return train_source, test_source, class_names
 
 
-def _initial_state(
-  objective, config, ckpt, abstract_state, state_sharding, data_iter, class_names, workdir
-):
-  """-> (state, first step, run metadata): the newest intact checkpoint's, or a fresh state.
-  Damaged steps are moved into checkpoints/damaged/ on the way (checkpointing.restore_newest)."""
-  meta = {'class_names': class_names, 'config': config.to_dict()}
+def _fresh_state(objective, config, outputs, state_sharding):
+  """A new run's state (each seed's, on a seed axis, for several outputs); the objective's
+  pretrained parts (e.g. a loss network's weights file) read into it and recorded."""
+  if len(outputs) == 1 and outputs[0].index is None:
+    init = functools.partial(state_lib.init_state, objective, config)
+  else:
+    seeds = [out.config.seed for out in outputs]
+    init = functools.partial(state_lib.init_seeds, objective, config, seeds)
+  state = jax.jit(init, out_shardings=state_sharding)()
+  auxes = []
+  for out in outputs:
+    aux, record = objective.pretrained_aux(out.part(state.aux))
+    out.meta.update(record)
+    auxes.append(aux)
+  if outputs[0].index is None:
+    return state.replace(aux=auxes[0])
+  return state.replace(aux=jax.tree.map(lambda *a: jax.numpy.stack(a), *auxes))
+
+
+def _initial_state(objective, config, outputs, abstract_state, state_sharding, data_iter, names):
+  """-> (state, first step): the newest intact checkpoint of every output (all at the same
+  step), or a fresh state. Sets each output's metadata."""
   template = jax.tree.map(
-    lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+    lambda s, sh: jax.ShapeDtypeStruct(s.shape[1:] if outputs[0].index is not None else s.shape,
+                                       s.dtype, sharding=sh),
     abstract_state,
     state_sharding,
-  )
-
-  def checked_template(saved: dict):
-    if saved.get('class_names') != class_names:
-      raise errors.ConfigError(
-        f'{workdir} holds a run on classes {saved.get("class_names")} but the data '
-        f'now has {class_names}; use a new --workdir.'
-      )
-    return template
-
-  found = ckpt.restore_newest(checked_template, move_damaged=True)
-  if found is None:
-    state = jax.jit(
-      functools.partial(state_lib.init_state, objective, config), out_shardings=state_sharding
-    )()
-    aux, record = objective.pretrained_aux(state.aux)  # e.g. a loss network's weights file
-    meta.update(record)
-    return state.replace(aux=aux), 0, meta
-  start, state, iter_state, saved = found
-  data_iter.set_state(iter_state)
-  logging.info('Resumed from %s at step %d.', workdir, start)
-  saved.pop('digest', None)
-  return state, start, dict(saved, **meta)  # keeps what the fresh run recorded
+  )  # fmt: skip
+  for out in outputs:
+    out.meta = {'class_names': names, 'config': out.config.to_dict()}
+  found = [outputs_lib.restore(out, template, data_iter, names) for out in outputs]
+  if all(f is None for f in found):
+    return _fresh_state(objective, config, outputs, state_sharding), 0
+  steps = sorted({None if f is None else f[0] for f in found}, key=lambda s: s or 0)
+  if len(steps) > 1:
+    raise errors.BadInput(
+      'the seeds to train together are at different steps '
+      f'({", ".join(f"{o.workdir}: {f[0] if f else 0}" for o, f in zip(outputs, found))}); '
+      'train them one after another.'
+    )
+  data_iter.set_state(found[0][2])
+  for out, (_, _, _, saved) in zip(outputs, found):
+    out.meta = dict(saved, **out.meta)  # keeps what the fresh run recorded
+  if outputs[0].index is None:
+    return found[0][1], found[0][0]
+  state = jax.tree.map(lambda *x: jax.numpy.stack(x), *[f[1] for f in found])
+  return jax.device_put(state, state_sharding), found[0][0]
 
 
 def _say_devices_and_data(mesh, config, train_source, test_source, class_names) -> None:
@@ -209,86 +193,69 @@ def _say_devices_and_data(mesh, config, train_source, test_source, class_names) 
   )
 
 
-def _say_model(config, abstract_state) -> None:
-  count = lambda tree: f'{sum(x.size for x in jax.tree.leaves(tree)):,}'
+def _say_model(config, abstract_state, num_seeds: int) -> None:
+  count = lambda tree: f'{sum(x.size for x in jax.tree.leaves(tree)) // max(num_seeds, 1):,}'
   logging.info(
-    'Model %s: G %s parameters, D %s; conv_impl %r.',
+    'Model %s: G %s parameters, D %s; conv_impl %r%s.',
     config.model,
     count(abstract_state.params['g']),
     count(abstract_state.params['d']),
     config.conv_impl,
+    f'; {num_seeds} seeds in one program' if num_seeds else '',
   )
 
 
-def _writer(config, workdir: str, meta: dict, start: int, is_chief: bool):
-  """Writes run.json (the chief) and opens the metric writers."""
-  if is_chief:
-    files.write_json(os.path.join(workdir, 'run.json'), meta)
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
-  if start == 0:
-    writer.write_hparams(
-      {k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
-    )
-  return writer
+def _outputs(config, runs, stacked: bool) -> list[outputs_lib.Output]:
+  """One output per (workdir, seed) of `runs`, each with its config's seed."""
+  outs = []
+  for i, (workdir, seed) in enumerate(runs):
+    seeded = ml_collections.ConfigDict(config.to_dict())
+    seeded.seed = int(seed)
+    ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints)
+    outs.append(outputs_lib.Output(workdir, seeded, ckpt, i if stacked else None))
+  return outs
 
 
-def _setup(config, workdir: str, mesh, stack: contextlib.ExitStack):
-  """-> (_Run, state, first step, run metadata)."""
+def _setup(config, runs, mesh, stack: contextlib.ExitStack, stacked: bool):
+  """-> (_Run, state, first step) for `runs`: (workdir, seed) pairs, on a seed axis if
+  `stacked`."""
   is_chief = jax.process_index() == 0
-  train_source, test_source, class_names = _data(config, workdir, mesh, is_chief, stack)
+  workdirs = [w for w, _ in runs]
+  train_source, test_source, class_names = _data(config, workdirs, mesh, is_chief, stack)
   _say_devices_and_data(mesh, config, train_source, test_source, class_names)
   objective = registry.build(config, len(class_names))
   dataset = pipeline.create_train_dataset(
     config, train_source, process_index=jax.process_index(), process_count=jax.process_count()
   )
   data_iter = iter(dataset)
-  abstract_state = jax.eval_shape(functools.partial(state_lib.init_state, objective, config))
-  _say_model(config, abstract_state)
+  num_seeds = len(runs) if stacked else 0
+  seeds = [s for _, s in runs]
+  init = (
+    functools.partial(state_lib.init_seeds, objective, config, seeds)
+    if stacked
+    else functools.partial(state_lib.init_state, objective, config)
+  )
+  abstract_state = jax.eval_shape(init)
+  _say_model(config, abstract_state, num_seeds)
   d_step, g_step, state_sharding, batch_sharding = steps_lib.compile_steps(
-    objective, config, mesh, abstract_state
+    objective, config, mesh, abstract_state, num_seeds=num_seeds
   )
   memory.check(  # compiles the steps for their first call
     objective, config, (d_step, g_step), abstract_state, state_sharding, batch_sharding
   )
-  ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.max_checkpoints)
-  state, start, meta = _initial_state(
-    objective, config, ckpt, abstract_state, state_sharding, data_iter, class_names, workdir
+  outs = _outputs(config, runs, stacked)
+  state, start = _initial_state(
+    objective, config, outs, abstract_state, state_sharding, data_iter, class_names
   )
-  writer = _writer(config, workdir, meta, start, is_chief)
+  for out in outs:
+    outputs_lib.open_writer(out, start, is_chief)
   faces = samples_lib.sample_inputs(
     config, test_source, config.num_sample_faces, objective.batch_keys
   )
   sample_cells = jax.jit(objective.sample_cells)
-  run = _Run(config, workdir, objective, data_iter, d_step, g_step, batch_sharding, ckpt, writer,
-             faces, sample_cells, is_chief)  # fmt: skip
-  return run, state, start, meta
-
-
-def _log(run: _Run, state, done: int, sums: dict, skipped: int) -> None:
-  host, bad = _summarise(sums)
-  runs = {k: int(v) for k, v in jax.device_get(state.nonfinite_run).items()}
-  _check_nonfinite(done, runs, bad, run.config.max_nonfinite_steps, run.ckpt.latest_step())
-  if bad:
-    logging.warning('Step %d: non-finite %s; those updates were skipped.', done, bad)
-  host['data/skipped_images'] = float(skipped)
-  run.writer.write_scalars(done, host)
-
-
-def _sample(run: _Run, state, done: int) -> None:
-  # Every process runs the translation (its program spans every device); the chief writes.
-  grid = samples_lib.sample_grid(run.sample_cells, state_lib.generator_params(state), run.samples)
-  if run.is_chief:
-    images.save_png(os.path.join(run.workdir, 'samples', f'step_{done:07d}.png'), grid)
-    run.writer.write_images(done, {'samples': grid[None]})
-
-
-def _checkpoint(run: _Run, state, done: int, meta: dict) -> None:
-  runs = {k: int(v) for k, v in jax.device_get(state.nonfinite_run).items()}
-  if any(runs.values()):  # keep the newest checkpoint the last good state
-    _check_nonfinite(done, runs, [], run.config.max_nonfinite_steps, run.ckpt.latest_step())
-    logging.warning('Step %d: not saved, the last updates were non-finite (%s).', done, runs)
-  elif run.ckpt.latest_step() != done:
-    run.ckpt.save(done, state, run.data_iter.get_state(), meta)
+  run = _Run(config, objective, data_iter, d_step, g_step, batch_sharding, outs, faces,
+             sample_cells, is_chief)  # fmt: skip
+  return run, state, start
 
 
 def _iteration(run: _Run, state, step: int):
@@ -297,7 +264,7 @@ def _iteration(run: _Run, state, step: int):
     host_batch = next(run.data_iter)
     skipped = int(host_batch.pop('num_skipped'))
     batch = _put_batch(host_batch, run.batch_sharding)
-    rng = jax.random.fold_in(state.rng, step)
+    rng = steps_lib.step_rng(state, step)
     state, metrics = run.d_step(state, batch, rng)
     if (step + 1) % run.config.n_critic == 0:
       state, g_metrics = run.g_step(state, batch, rng)
@@ -305,10 +272,10 @@ def _iteration(run: _Run, state, step: int):
   return state, metrics, skipped
 
 
-def _loop(run: _Run, state, start: int, meta: dict):
-  config = run.config
+def _loop(run: _Run, state, start: int):
+  config, outs = run.config, run.outputs
   report = periodic_actions.ReportProgress(
-    num_train_steps=config.num_train_steps, writer=run.writer, every_steps=config.log_every
+    num_train_steps=config.num_train_steps, writer=outs[0].writer, every_steps=config.log_every
   )
   sums, skipped = {}, 0  # skipped: undecodable files met by this process
   previous_metrics = None  # the last step's metrics, waited for once the next step is queued
@@ -329,35 +296,50 @@ def _loop(run: _Run, state, start: int, meta: dict):
       report(done)
       last = done == config.num_train_steps
       if done % config.log_every == 0 or last:
-        _log(run, state, done, sums, skipped)
+        outputs_lib.log(outs, state, done, sums, skipped)
         sums = {}
       if done % config.sample_every == 0 or last:
-        _sample(run, state, done)
-      preempted = preemption.reached(run.ckpt, done)
+        outputs_lib.sample(outs, run.sample_cells, run.samples, state, done, run.is_chief)
+      preempted = preemption.reached(outs[0].ckpt, done)
       if done % config.checkpoint_every == 0 or last or preempted:
-        _checkpoint(run, state, done, meta)
+        outputs_lib.checkpoint(outs, state, done, run.data_iter)
       if preempted:
-        run.ckpt.wait()
+        for out in outs:
+          out.ckpt.wait()
         logging.warning(
           'Preempted (SIGTERM): saved step %d in %s; rerun the same command to continue.',
           done,
-          run.workdir,
+          ', '.join(out.workdir for out in outs),
         )
         break
   finally:  # an error in the loop still lets the saves in flight finish
     preemption.restore()
-    run.ckpt.wait()
-    run.ckpt.close()
-    run.writer.flush()
+    outputs_lib.close(outs)
   return state
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, mesh=None) -> state_lib.TrainState:
   """Trains `config.model` in `workdir`, resuming from its latest checkpoint; returns the state.
   Keys the config lacks take their defaults (registry.complete)."""
+  return _train(config, [(workdir, config.seed)], mesh, stacked=False)
+
+
+def train_seeds(
+  config: ml_collections.ConfigDict, workdirs, seeds, mesh=None
+) -> state_lib.TrainState:
+  """Trains `config` with each of `seeds` (as config.seed) in one vmapped program on the same
+  batches, each seed's run in its workdir as if trained alone: its checkpoints, run.json,
+  metrics and samples (so eval.py and a resume read it as any run). Resumes when every workdir
+  holds the same newest step. Returns the state with its seed axis."""
+  if len(workdirs) != len(seeds):
+    raise errors.BadInput(f'{len(workdirs)} workdirs for {len(seeds)} seeds')
+  return _train(config, list(zip(workdirs, seeds)), mesh, stacked=True)
+
+
+def _train(config, runs, mesh, stacked: bool):
   mesh = steps_lib.make_mesh() if mesh is None else mesh
   config = registry.complete(config)
-  with contextlib.ExitStack() as stack:  # the workdir's lock, held to the end
-    run, state, start, meta = _setup(config, workdir, mesh, stack)
+  with contextlib.ExitStack() as stack:  # the workdirs' locks, held to the end
+    run, state, start = _setup(config, runs, mesh, stack, stacked)
     with conv.implementation(config.conv_impl, (steps_lib.platform_of(mesh),)):
-      return _loop(run, state, start, meta)
+      return _loop(run, state, start)

@@ -1,5 +1,7 @@
 """The training state: one pytree of parameters, optimiser states, EMA, extra state and RNG."""
 
+from collections.abc import Callable
+import functools
 from typing import Any
 
 import flax
@@ -33,12 +35,56 @@ def learning_rate(
   return jnp.asarray(base_lr * (1.0 - frac), jnp.float32)
 
 
+SCHEDULES = ('linear', 'constant', 'cosine')
+OPTIMIZERS = ('adam', 'adamw')
+
+
+def schedule(config: ml_collections.ConfigDict) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  """-> lr(base_lr, iteration) of `config.optim.schedule`, counted in iterations (shared by G and
+  D, as StarGAN's code decays both by the iteration):
+    'linear'   constant, then linear to 0 over the last num_decay_steps, every decay_every
+               (StarGAN; DCAM-GAN's staircase);
+    'constant' base_lr;
+    'cosine'   optax's cosine decay over the run to end_lr_fraction * base_lr.
+  With warmup_steps > 0 the lr first rises linearly from 0 over that many iterations
+  (optax.linear_schedule, a factor on the above)."""
+  optim, num_steps = config.optim, config.num_train_steps
+  if optim.schedule == 'linear':
+    shape = functools.partial(
+      learning_rate,
+      num_steps=num_steps,
+      num_decay_steps=optim.num_decay_steps,
+      decay_every=optim.decay_every,
+    )
+  elif optim.schedule == 'constant':
+    shape = lambda base, step: jnp.asarray(base, jnp.float32)
+  else:
+    cosine = optax.cosine_decay_schedule(1.0, num_steps, alpha=optim.end_lr_fraction)
+    shape = lambda base, step: base * cosine(step)
+  if optim.warmup_steps <= 0:
+    return shape
+  warmup = optax.linear_schedule(0.0, 1.0, optim.warmup_steps)
+  return lambda base, step: shape(base, step) * warmup(step)
+
+
 def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  # The learning rate is applied in the step, from the iteration count shared by G and D.
-  adam = optax.scale_by_adam(b1=config.optim.b1, b2=config.optim.b2, eps=1e-8)
-  decay = config.optim.weight_decay
-  # PyTorch Adam's weight_decay (2CET-GAN): an L2 term added to the gradient before Adam.
-  return optax.chain(optax.add_decayed_weights(decay), adam) if decay else adam
+  """`config.optim.name` without its learning rate, which the step applies from the iteration
+  count shared by G and D (`schedule`): 'adam' with PyTorch Adam's weight_decay, an L2 term added
+  to the gradient before Adam (2CET-GAN); 'adamw', the decay decoupled and scaled by the lr as in
+  optax.adamw."""
+  optim = config.optim
+  adam = optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=1e-8)
+  decay = optim.weight_decay
+  if not decay:
+    return adam
+  if optim.name == 'adamw':
+    return optax.chain(adam, optax.add_decayed_weights(decay))
+  return optax.chain(optax.add_decayed_weights(decay), adam)
+
+
+def ema_update(decay: float, ema, params):
+  """optax's moment update: decay * ema + (1 - decay) * params."""
+  return optax.tree_utils.tree_update_moment(params, ema, decay, 1)
 
 
 def init_state(objective, config: ml_collections.ConfigDict) -> TrainState:
@@ -58,6 +104,21 @@ def init_state(objective, config: ml_collections.ConfigDict) -> TrainState:
     rng=run_rng,
     nonfinite_run={'d': jnp.zeros((), jnp.int32), 'g': jnp.zeros((), jnp.int32)},
   )
+
+
+def init_seeds(objective, config: ml_collections.ConfigDict, seeds) -> TrainState:
+  """Fresh states of `config` with config.seed = each of `seeds`, stacked on a leading axis."""
+  states = []
+  for seed in seeds:
+    one = ml_collections.ConfigDict(config.to_dict())
+    one.seed = int(seed)
+    states.append(init_state(objective, one))
+  return jax.tree.map(lambda *x: jnp.stack(x), *states)
+
+
+def seed_slice(state: TrainState, i: int) -> TrainState:
+  """Seed `i` of a state with a seed axis."""
+  return jax.tree.map(lambda x: x[i], state)
 
 
 def generator_params(state: TrainState):
