@@ -4,8 +4,6 @@ Several processes (hosts): run the same command on every host with --distributed
 slices and SLURM are detected), or with --coordinator_address, --num_processes and --process_id.
 """
 
-import os
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -14,6 +12,7 @@ from ml_collections import config_flags
 from jaxpr_gan import checkpointing
 from jaxpr_gan import cli
 from jaxpr_gan import distributed
+from jaxpr_gan import storage
 from jaxpr_gan.training import loop
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -60,7 +59,7 @@ def main(argv):
     'Config %s%s; workdir %s.',
     config_flags.get_config_filename(flags.FLAGS['config']),
     f' with {overrides}' if overrides else '',
-    os.path.abspath(_WORKDIR.value),
+    storage.absolute(_WORKDIR.value),
   )
   loop.train(config, _WORKDIR.value)
 

@@ -25,6 +25,8 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from jaxpr_gan import storage
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 # Formats Pillow may open. Content is trusted over the file name (a PNG saved as .jpg is fine),
@@ -229,6 +231,18 @@ def _decode_errors(data: bytes) -> Iterator[None]:
     raise DecodeError(f'cannot decode image: {type(e).__name__}: {e}') from e
 
 
+def read_file(path: str) -> bytes:
+  """The bytes of a file or a gs:// or s3:// object; DecodeError naming it when unreadable."""
+  try:
+    return storage.read_bytes(path)
+  except OSError as e:
+    raise DecodeError(f'{path}: cannot read file: {e}') from e
+  except Exception as e:  # noqa: BLE001  (gcsfs and aiohttp raise their own kinds)
+    if not storage.is_remote(path):
+      raise
+    raise DecodeError(f'{path}: cannot read file: {type(e).__name__}: {e}') from e
+
+
 def load_image(
   path: str,
   size: int,
@@ -236,12 +250,9 @@ def load_image(
   crop_box: tuple[int, int, int, int] | None = None,
   max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
-  """Reads and decodes one image file; every failure is a DecodeError that names the path."""
-  try:
-    with open(path, 'rb') as f:
-      data = f.read()
-  except OSError as e:
-    raise DecodeError(f'{path}: cannot read file: {e}') from e
+  """Reads and decodes one image file (a path, or a gs:// or s3:// URL read whole, then); every
+  failure is a DecodeError that names the path."""
+  data = read_file(path)
   if not data:
     raise DecodeError(f'{path}: empty file (0 bytes)')
   try:

@@ -4,6 +4,10 @@ Scanning checks the layout up front, so an empty or mis-arranged data set stops 
 training with an error naming the path and the layout expected. Items are cheap records (path,
 label); decoding happens later in a grain map (`decode_record`), where one unreadable file is
 logged and marked invalid instead of killing the run.
+
+A root may be a gs:// or s3:// URL (jaxpr_gan.storage): the folders are listed once, up front
+(one request per folder), and each file is read only when the pipeline decodes it, so every
+process of a multi-host run reads the files of its own share and no others.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from absl import logging
 import numpy as np
 
 from input_pipeline import decoding
+from jaxpr_gan import storage
+from jaxpr_gan import storage_check
 
 EXPECTED_FOLDER_LAYOUT = (
   "root/<class_name>/*.{jpg,jpeg,png,bmp,webp} (one subfolder per class, as StarGAN's RaFD layout)"
@@ -28,16 +34,35 @@ def _layout_error(problem: str) -> DatasetLayoutError:
   return DatasetLayoutError(f'{problem}. Expected layout: {EXPECTED_FOLDER_LAYOUT}')
 
 
-def _is_image_file(path: str, name: str) -> bool:
-  return (
-    not name.startswith('.')
-    and name.lower().endswith(decoding.IMAGE_EXTENSIONS)
-    and os.path.isfile(path)
-  )
+def _is_image_name(name: str) -> bool:
+  return not name.startswith('.') and name.lower().endswith(decoding.IMAGE_EXTENSIONS)
 
 
-def _list_visible(folder: str) -> list[str]:
-  return sorted(name for name in os.listdir(folder) if not name.startswith('.'))
+def list_folder(folder: str) -> tuple[list[str], list[str]]:
+  """(subfolder names, file names) directly in `folder`, each sorted, hidden ones included; a
+  bucket's folder in one listing."""
+  if not storage.is_remote(folder):
+    names = sorted(os.listdir(folder))
+    dirs = [n for n in names if os.path.isdir(os.path.join(folder, n))]
+    return dirs, [n for n in names if os.path.isfile(os.path.join(folder, n))]
+  fs, path = storage.filesystem(folder)
+  dirs, names = set(), set()
+  for entry in fs.ls(path, detail=True):
+    name = entry['name'].rstrip('/').rsplit('/', 1)[-1]
+    if name and entry['name'].rstrip('/') != path.rstrip('/'):
+      (dirs if entry['type'] == 'directory' else names).add(name)
+  return sorted(dirs), sorted(names - dirs)
+
+
+def walk(folder: str):
+  """os.walk (top down; the caller may prune `dirs` in place) for a folder or a bucket URL."""
+  if not storage.is_remote(folder):
+    yield from os.walk(folder)
+    return
+  dirs, names = list_folder(folder)
+  yield folder, dirs, names
+  for name in dirs:
+    yield from walk(storage.join(folder, name))
 
 
 def scan_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
@@ -50,14 +75,15 @@ def scan_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
   has no class subfolders, or has class folders without image files.
   """
   root = os.fspath(root)
-  if not os.path.exists(root):
+  storage_check.check_reachable(root)
+  if not storage.isdir(root):
+    if storage.exists(root):
+      raise _layout_error(f'data set root {root!r} is not a directory')
     raise _layout_error(f'data set root {root!r} does not exist')
-  if not os.path.isdir(root):
-    raise _layout_error(f'data set root {root!r} is not a directory')
 
-  entries = _list_visible(root)
-  class_names = [n for n in entries if os.path.isdir(os.path.join(root, n))]
-  loose_images = [n for n in entries if _is_image_file(os.path.join(root, n), n)]
+  dirs, names = list_folder(root)
+  class_names = [n for n in dirs if not n.startswith('.')]
+  loose_images = [n for n in names if _is_image_name(n)]
   if not class_names:
     if loose_images:
       raise _layout_error(
@@ -76,12 +102,8 @@ def scan_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
 
   files, empty = [], []
   for label, name in enumerate(class_names):
-    folder = os.path.join(root, name)
-    images = [
-      os.path.join(folder, f)
-      for f in _list_visible(folder)
-      if _is_image_file(os.path.join(folder, f), f)
-    ]
+    folder = storage.join(root, name)
+    images = [storage.join(folder, f) for f in list_folder(folder)[1] if _is_image_name(f)]
     if not images:
       empty.append(folder)
     files.extend((path, label) for path in images)

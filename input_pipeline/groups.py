@@ -2,7 +2,8 @@
 
 A `TwoGroupSource` holds two random-access sources. Training reads them as two independently
 shuffled streams zipped together (input_pipeline.pipeline), so no pairing is ever fixed; indexing
-the source itself (`source[i]`) pairs item i of each group, for sample pictures only.
+the source itself (`source[i]`) pairs item i of each group, for sample pictures only. Folder
+roots may be gs:// or s3:// URLs (see input_pipeline.folders).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 from input_pipeline import decoding
 from input_pipeline import folders
 from input_pipeline import synthetic
+from jaxpr_gan import storage
+from jaxpr_gan import storage_check
 
 EXPECTED_DOMAIN_LAYOUT = (
   "root/{train,test}A/*.jpg and root/{train,test}B/*.jpg (CycleGAN's "
@@ -77,13 +80,14 @@ class TwoGroupSource:
 
 def list_images(folder: str, layout: str) -> list[str]:
   """Image files under `folder` (recursively, sorted); a missing or empty folder is an error."""
-  if not os.path.isdir(folder):
+  storage_check.check_reachable(folder)
+  if not storage.isdir(folder):
     raise folders.DatasetLayoutError(f'{folder!r} is not a directory. Expected layout: {layout}')
   paths = []
-  for root, dirs, files in os.walk(folder):
+  for root, dirs, files in folders.walk(folder):
     dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
     paths.extend(
-      os.path.join(root, f)
+      storage.join(root, f)
       for f in sorted(files)
       if not f.startswith('.') and f.lower().endswith(decoding.IMAGE_EXTENSIONS)
     )
@@ -110,7 +114,7 @@ def synthetic_domains(
 def folder_domains(root: str, split: str) -> TwoGroupSource:
   """root/<split>A and root/<split>B; labels are the domain (0 for A, 1 for B)."""
   names = ('A', 'B')
-  dirs = [os.path.join(root, f'{split}{n}') for n in names]
+  dirs = [storage.join(root, f'{split}{n}') for n in names]
   lists = [list_images(d, EXPECTED_DOMAIN_LAYOUT) for d in dirs]
   a, b = (
     folders.FileListSource(p, [k] * len(p), names, root=d)
@@ -137,27 +141,26 @@ def synthetic_groups(
   return TwoGroupSource(neutral, emotional, ('neutral', 'emotional'), faces.class_names)
 
 
+def _relative_parts(path: str, folder: str) -> list[str]:
+  """The parts of `path` below `folder`: ['sub', 'x.jpg'] (a local path or a URL)."""
+  if storage.is_remote(path):
+    return path[len(folder.rstrip('/')) + 1 :].split('/')
+  return os.path.relpath(path, folder).split(os.sep)
+
+
 def folder_groups(root: str, split: str) -> TwoGroupSource:
   """root/<split>/neutral and root/<split>/emotional[/<expression>]; labels index the classes
   ('neutral' first, then the expression subfolders, or 'emotional' when there are none)."""
-  base = os.path.join(root, split)
-  neutral_dir = os.path.join(base, 'neutral')
+  base = storage.join(root, split)
+  neutral_dir = storage.join(base, 'neutral')
   neutral = list_images(neutral_dir, EXPECTED_GROUP_LAYOUT)
-  emotional_dir = os.path.join(base, 'emotional')
+  emotional_dir = storage.join(base, 'emotional')
   emotional = list_images(emotional_dir, EXPECTED_GROUP_LAYOUT)
-  subdirs = sorted(
-    d
-    for d in os.listdir(emotional_dir)
-    if not d.startswith('.') and os.path.isdir(os.path.join(emotional_dir, d))
-  )
+  subdirs = [d for d in folders.list_folder(emotional_dir)[0] if not d.startswith('.')]
   if subdirs:
     class_names = ('neutral', *subdirs)
-    labels = [
-      1 + subdirs.index(os.path.relpath(p, emotional_dir).split(os.sep)[0])
-      if os.sep in os.path.relpath(p, emotional_dir)
-      else -1
-      for p in emotional
-    ]
+    parts = [_relative_parts(p, emotional_dir) for p in emotional]
+    labels = [1 + subdirs.index(rel[0]) if len(rel) > 1 else -1 for rel in parts]
     loose = [p for p, l in zip(emotional, labels) if l < 0]
     if loose:
       raise folders.DatasetLayoutError(

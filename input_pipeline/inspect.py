@@ -50,10 +50,9 @@ def _sheet(examples: dict[int, list[np.ndarray]], class_names, size: int, per_cl
 def _inspect_file(path: str, size: int, max_pixels: int):
   """-> (image or None, 'WxH' or None, content digest or None, reason or None) of one file."""
   try:
-    with open(path, 'rb') as f:
-      data = f.read()
-  except OSError as e:
-    return None, None, None, f'cannot read file: {e}'
+    data = decoding.read_file(path)
+  except decoding.DecodeError as e:
+    return None, None, None, str(e).removeprefix(f'{path}: ')
   shape = image = None
   try:
     w, h = decoding.header_size(data)  # the header only: fine on a decompression bomb

@@ -13,12 +13,19 @@ is written under a temporary name and renamed when complete, with a small JSON o
 beside it: an interrupted preparation, rerun, skips the finished shards. meta.json (class names,
 counts per class, shards) is written last; until it exists the directory is not a data set.
 Every JSON is strict and written atomically (`jaxpr_gan.files.write_json`).
+
+--out may be a gs:// or s3:// URL: its store is checked first (a one-line error for an
+unreachable endpoint, a missing bucket or refused credentials), each shard is written in a local
+temporary folder and uploaded with its JSON as soon as it is complete (an object appears whole),
+and meta.json is uploaded last; a rerun skips the shards already in the bucket.
 """
 
 import json
 import math
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 from absl import app
 from absl import flags
@@ -30,6 +37,8 @@ from input_pipeline import groups
 from input_pipeline import pipeline
 from input_pipeline import records
 from jaxpr_gan import files
+from jaxpr_gan import storage
+from jaxpr_gan import storage_check
 
 
 def _write_shard(task) -> dict:
@@ -37,6 +46,7 @@ def _write_shard(task) -> dict:
   source, start, end, path, size, max_pixels = task
   from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
 
+  os.makedirs(os.path.dirname(path), exist_ok=True)
   to_example = pipeline.ToExample(size, max_pixels)
   counts, skipped = {}, []
   tmp = path + '.tmp'
@@ -65,9 +75,11 @@ def _parts(data, split: str):
   return source, [(split, source)]
 
 
-def _plan(data, out: str, splits, shard_size: int, meta: dict):
-  """Fills meta's class names, groups and shard counts; -> (tasks to run, finished summaries)."""
+def _plan(data, out: str, splits, shard_size: int, meta: dict, staging: str):
+  """Fills meta's class names, groups and shard counts; -> (tasks to run, finished summaries).
+  Finished shards are looked for in `out`; new ones are written to `staging`."""
   tasks, finished = [], {}
+  done = set(storage.listdir(out)) if storage.isdir(out) else set()
   for split in splits:
     source, parts = _parts(data, split)
     meta['class_names'] = list(source.class_names)
@@ -77,10 +89,10 @@ def _plan(data, out: str, splits, shard_size: int, meta: dict):
       count = max(1, math.ceil(len(part) / shard_size))
       meta['shards'][prefix] = count
       for k in range(count):
-        path = os.path.join(out, records.shard_name(prefix, k, count))
-        if os.path.exists(path) and os.path.exists(path + '.json'):
-          with open(path + '.json') as f:
-            finished.setdefault(prefix, []).append(json.load(f))
+        name = records.shard_name(prefix, k, count)
+        if name in done and name + '.json' in done:
+          summary = json.loads(storage.read_text(storage.join(out, name + '.json')))
+          finished.setdefault(prefix, []).append(summary)
           continue
         tasks.append(
           (
@@ -89,7 +101,8 @@ def _plan(data, out: str, splits, shard_size: int, meta: dict):
               part,
               k * shard_size,
               min(len(part), (k + 1) * shard_size),
-              path,
+              # A folder per shard on a bucket: uploaded alone when complete.
+              os.path.join(staging, name if storage.is_remote(out) else '', name),
               data.image_size,
               pipeline.max_pixels(data),
             ),
@@ -98,21 +111,29 @@ def _plan(data, out: str, splits, shard_size: int, meta: dict):
   return tasks, finished
 
 
+def _upload(path: str, out: str) -> None:
+  """Moves a finished shard and its JSON from their local staging folder to the bucket `out`."""
+  if storage.is_remote(out):
+    storage.put_folder(os.path.dirname(path), out)
+    shutil.rmtree(os.path.dirname(path))
+
+
 def _run(tasks, finished: dict, out: str, workers: int) -> dict:
-  """Writes the shards of tasks; -> {prefix: [shard summary]}, finished ones included."""
+  """Writes the shards of tasks (uploading each to a bucket `out` when it is complete);
+  -> {prefix: [shard summary]}, finished ones included."""
   total = sum(t[1][2] - t[1][1] for t in tasks)
   results = dict(finished)
   with tqdm.tqdm(total=total, unit='img', desc=f'prepare -> {out}') as bar:
     if workers > 1 and len(tasks) > 1:
       with multiprocessing.get_context('spawn').Pool(workers) as pool:
-        for prefix, summary in zip(
-          [t[0] for t in tasks], pool.imap(_write_shard, [t[1] for t in tasks])
-        ):
+        for (prefix, task), summary in zip(tasks, pool.imap(_write_shard, [t[1] for t in tasks])):
+          _upload(task[3], out)
           results.setdefault(prefix, []).append(summary)
           bar.update(summary['items'])
     else:
       for prefix, task in tasks:
         summary = _write_shard(task)
+        _upload(task[3], out)
         results.setdefault(prefix, []).append(summary)
         bar.update(summary['items'])
   return results
@@ -121,9 +142,17 @@ def _run(tasks, finished: dict, out: str, workers: int) -> dict:
 def prepare(
   config, out: str, splits=('train', 'test'), shard_size: int = 2000, workers: int = 2
 ) -> dict:
-  """Writes the ArrayRecord data set; -> its meta."""
+  """Writes the ArrayRecord data set to `out` (a folder, gs:// or s3://); -> its meta."""
+  if not storage.is_remote(out):
+    return _prepare(config, out, splits, shard_size, workers, out)
+  storage_check.check_reachable(out)
+  with tempfile.TemporaryDirectory(prefix='jaxpr_gan-prepare-') as staging:
+    return _prepare(config, out, splits, shard_size, workers, staging)
+
+
+def _prepare(config, out: str, splits, shard_size: int, workers: int, staging: str) -> dict:
   data = config.data
-  os.makedirs(out, exist_ok=True)
+  os.makedirs(staging, exist_ok=True)
   meta = {
     'image_size': data.image_size,
     'source': data.source,
@@ -132,7 +161,7 @@ def prepare(
     'skipped': {},
     'data': data.to_dict(),
   }
-  tasks, finished = _plan(data, out, splits, shard_size, meta)
+  tasks, finished = _plan(data, out, splits, shard_size, meta, staging)
   if finished:
     logging.info('Resuming: %d shards already written.', sum(map(len, finished.values())))
   results = _run(tasks, finished, out, workers)
@@ -144,7 +173,12 @@ def prepare(
         counts[names[int(label)]] = counts.get(names[int(label)], 0) + n
     meta['counts'][prefix] = counts
     meta['skipped'][prefix] = sorted(p for s in summaries for p in s['skipped'])
-  files.write_json(os.path.join(out, records.META_FILE), meta)
+  if storage.is_remote(out):
+    storage.write_text(
+      storage.join(out, records.META_FILE), files.dumps_json(meta, indent=1) + '\n'
+    )
+  else:
+    files.write_json(os.path.join(out, records.META_FILE), meta)
   return meta
 
 

@@ -7,19 +7,35 @@ A record is a JSON header line ({"label", "shape", "identity"}) then the raw uin
 record is read without decoding any image format. Items come back as {'image', 'label'}, which
 the pipeline uses as they are: the images were cropped and resized once, at preparation.
 
+A prepared directory may be a gs:// or s3:// URL. gs:// shards are read in place by
+array_record's own GCS reader (each process reads only the records of its share); s3://, which
+array_record cannot read, is copied once per machine into a local cache (`cache_folder`) and read
+there. meta.json is read through `jaxpr_gan.storage` on any store.
+
 TFDS: `tfds.data_source(name, split, data_dir)` of a prepared data set, read without
 TensorFlow; the image and label features are named in the config; images are centre-cropped
 and resized to data.image_size as the file decoder does.
 """
 
-import glob
+import fnmatch
+import hashlib
 import json
 import os
 
 import numpy as np
 from PIL import Image
 
+from jaxpr_gan import errors
+from jaxpr_gan import storage
+from jaxpr_gan import storage_check
+
 META_FILE = 'meta.json'
+CACHE_ENV = 'JAXPR_GAN_DATA_CACHE'  # where s3:// data sets are copied (default ~/.cache/...)
+
+
+class RecordsUnreadable(errors.UserError):
+  """ArrayRecord shards that give fewer records than meta.json lists (array_record reads an
+  unreadable or missing file as empty, without an error)."""
 
 
 def encode(image: np.ndarray, label: int, identity: str = '') -> bytes:
@@ -46,14 +62,45 @@ def shard_name(prefix: str, index: int, count: int) -> str:
 
 
 def read_meta(directory: str) -> dict:
-  path = os.path.join(directory, META_FILE)
-  if not os.path.isfile(path):
+  """meta.json of a prepared directory (local, gs:// or s3://; a bucket is checked first, so an
+  unreachable store is a one-line error)."""
+  storage_check.check_reachable(directory)
+  path = storage.join(directory, META_FILE)
+  if not storage.exists(path):
     raise FileNotFoundError(
       f'{directory!r} holds no {META_FILE}: is it the output of python -m '
       'input_pipeline.prepare? (config.data.array_record_dir)'
     )
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(storage.read_text(path))
+
+
+def cache_folder(url: str) -> str:
+  """The local copy of the prepared set at `url`: $JAXPR_GAN_DATA_CACHE (default
+  ~/.cache/jaxpr_gan/data)/<hash of the URL>."""
+  home = os.path.join(os.path.expanduser('~'), '.cache', 'jaxpr_gan', 'data')
+  root = os.environ.get(CACHE_ENV) or home
+  return os.path.join(root, hashlib.sha256(url.rstrip('/').encode()).hexdigest()[:16])
+
+
+def _shards(directory: str, prefix: str) -> list[str]:
+  """The shard files of `prefix` in `directory`, sorted (URLs for a bucket)."""
+  pattern = f'{prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9]*.array_record'
+  names = storage.listdir(directory) if storage.isdir(directory) else []
+  return [storage.join(directory, n) for n in sorted(fnmatch.filter(names, pattern))]
+
+
+def _readable(directory: str, prefix: str, paths: list[str]) -> list[str]:
+  """Paths array_record can open: for s3:// the whole prepared set is copied into the local
+  cache first (files of equal size already there are kept; a listing decides), gs:// and local
+  shards are used as they are."""
+  if directory.startswith('gs://') and storage.gcs_emulator():
+    # A GCS test server: array_record's reader (google-cloud-cpp) reads another variable.
+    os.environ.setdefault('CLOUD_STORAGE_EMULATOR_ENDPOINT', storage.gcs_emulator())
+  if not directory.startswith('s3://'):
+    return paths
+  cache = cache_folder(directory)
+  storage.get_folder(directory, cache)
+  return [os.path.join(cache, p.rsplit('/', 1)[-1]) for p in paths]
 
 
 class ArrayRecordSource:
@@ -62,11 +109,7 @@ class ArrayRecordSource:
   def __init__(self, directory: str, split: str, group: str | None = None):
     meta = read_meta(directory)
     prefix = f'{split}-{group}' if group else split
-    self.paths = sorted(
-      glob.glob(
-        os.path.join(directory, f'{prefix}-[0-9][0-9][0-9][0-9][0-9]-of-[0-9]*.array_record')
-      )
-    )
+    self.paths = _shards(directory, prefix)
     expected = meta['shards'].get(prefix)
     if not self.paths or len(self.paths) != expected:
       raise FileNotFoundError(
@@ -74,8 +117,11 @@ class ArrayRecordSource:
         f'lists {expected}; rerun python -m input_pipeline.prepare to '
         'finish it'
       )
+    self.paths = _readable(directory, prefix, self.paths)
     self.class_names = tuple(meta['class_names'])
     self.image_size = meta['image_size']
+    counts = meta.get('counts', {}).get(prefix)
+    self._expected = None if counts is None else sum(counts.values())
     self._directory, self._prefix = directory, prefix
     self._source = None
 
@@ -83,8 +129,23 @@ class ArrayRecordSource:
     if self._source is None:  # opened lazily, so the source pickles into grain workers
       from array_record.python import array_record_data_source  # pylint: disable=g-import-not-at-top
 
-      self._source = array_record_data_source.ArrayRecordDataSource(self.paths)
+      source = array_record_data_source.ArrayRecordDataSource(self.paths)
+      if self._expected is not None and len(source) != self._expected:
+        raise self._unreadable(len(source))
+      self._source = source
     return self._source
+
+  def _unreadable(self, found: int) -> RecordsUnreadable:
+    fix = 'rerun python -m input_pipeline.prepare'
+    if self._directory.startswith('gs://'):
+      fix = (
+        'check that the shards are there and GOOGLE_APPLICATION_CREDENTIALS may read them '
+        '(CLOUD_STORAGE_EMULATOR_ENDPOINT for a test server)'
+      )
+    return RecordsUnreadable(
+      f'{self._directory}: the {self._prefix!r} shards give {found} records, meta.json lists '
+      f'{self._expected}; {fix}'
+    )
 
   def __len__(self) -> int:
     return len(self._open())

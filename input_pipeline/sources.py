@@ -287,6 +287,7 @@ def write_problems(source, path: str) -> int:
   problems = getattr(source, 'problems', None)
   if not problems:
     return 0
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  if not files.is_remote(path):  # a bucket has no folders to make
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   files.write_text(path, ''.join(f'{where}\t{why}\n' for where, why in problems))
   return len(problems)

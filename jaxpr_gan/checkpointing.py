@@ -27,7 +27,6 @@ one; eval.py skips it (tests/test_checkpoint_faults.py).
 from collections.abc import Callable
 import hashlib
 import json
-import os
 import re
 import sys
 from typing import Any
@@ -42,6 +41,8 @@ import orbax.checkpoint as ocp
 
 from jaxpr_gan import distributed
 from jaxpr_gan import errors
+from jaxpr_gan import orbax_storage
+from jaxpr_gan import storage
 
 _ITEMS = ('state', 'data_iter', 'meta')
 _TRASH = 'deleting'  # orbax's todelete_subdir: old steps are renamed into it, then deleted by us
@@ -143,15 +144,18 @@ def _first_line(error: BaseException) -> str:
 
 
 def _manager(workdir: str, max_to_keep: int | None = None, async_save: bool = True):
+  directory = storage.join(storage.absolute(workdir), 'checkpoints')
+  remote = storage.is_remote(directory)
+  if directory.startswith('s3://'):
+    orbax_storage.enable_orbax_s3()
   options = ocp.CheckpointManagerOptions(
     max_to_keep=max_to_keep,
     enable_async_checkpointing=async_save,
     create=True,
-    todelete_subdir=_TRASH,
+    todelete_subdir=None if remote else _TRASH,
+    atomicity_options=orbax_storage.atomicity_options(directory),
   )
-  return ocp.CheckpointManager(
-    os.path.join(os.path.abspath(workdir), 'checkpoints'), options=options, item_names=_ITEMS
-  )
+  return ocp.CheckpointManager(directory, options=options, item_names=_ITEMS)
 
 
 class Checkpointer:
@@ -159,7 +163,12 @@ class Checkpointer:
 
   def __init__(self, workdir: str, max_to_keep: int | None = 3, async_save: bool = True):
     self._manager = _manager(workdir, max_to_keep, async_save)
+    self._remote = storage.is_remote(workdir)
     self._partial_saves_removed = False
+
+  @property
+  def _directory(self) -> str:
+    return str(self._manager.directory)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -273,14 +282,19 @@ class Checkpointer:
       )
 
   def move_aside(self, step: int) -> str:
-    """Renames a damaged step into checkpoints/damaged/ (process 0); -> its new path."""
+    """Renames a damaged step into checkpoints/damaged/ (process 0; on a bucket: copies, then
+    deletes it); -> its new path."""
     target = self._manager.directory / DAMAGED / str(step)
     n = 1
     while target.exists():
       target, n = self._manager.directory / DAMAGED / f'{step}.{n}', n + 1
     if jax.process_count() > 1:  # nobody reads the step while it moves
       multihost_utils.sync_global_devices(f'move aside {step}')
-    if jax.process_index() == 0:
+    if jax.process_index() == 0 and self._remote:
+      source = str(self.step_directory(step))
+      storage.copy_folder(source, str(target))
+      storage.rmtree(source)
+    elif jax.process_index() == 0:
       target.parent.mkdir(parents=True, exist_ok=True)
       self.step_directory(step).rename(target)
     self.reload()
@@ -289,7 +303,10 @@ class Checkpointer:
   def _partial_save_paths(self) -> list:
     # Unfinished step directories as orbax sees them (renamed-on-commit locally; without
     # commit_success.txt on GCS), restricted to step names so nothing else is ever touched.
-    paths = [t.get() for t in ocp.path.step.all_temporary_paths(self._manager.directory)]
+    found = ocp.path.step.all_temporary_paths(
+      self._manager.directory, atomicity_options=orbax_storage.atomicity_options(self._directory)
+    )
+    paths = [t.get() for t in found]
     return [p for p in paths if re.fullmatch(r'\d+(\.orbax-checkpoint-tmp.*)?', p.name)]
 
   def partial_saves(self) -> list[str]:

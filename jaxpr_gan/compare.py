@@ -6,7 +6,9 @@ whose values differ among the runs (dotted, one column each, the keys equal in e
 out) and the metrics of its eval/metrics.json (`--metrics a,b.c`, nested ones dotted; default:
 `DEFAULT_METRICS`, those found). A run not yet evaluated has '—' in its metric cells and a note
 beneath the table. `--out FILE` writes the same markdown to FILE. Configs are compared after
-`registry.complete`, so an older run's missing keys count at their defaults.
+`registry.complete`, so an older run's missing keys count at their defaults. Run directories,
+patterns and --out may be gs:// or s3:// URLs (jaxpr_gan.storage); a pattern there is matched by
+the store's listing.
 """
 
 from collections.abc import Sequence
@@ -20,6 +22,8 @@ from jaxpr_gan import errors
 from jaxpr_gan import files
 from jaxpr_gan import registry
 from jaxpr_gan import run_config
+from jaxpr_gan import storage
+from jaxpr_gan import storage_check
 
 DEFAULT_METRICS = ('improvement_rate', 'psnr_improvement_rate', 'paired_l1', 'psnr', 'ssim')
 MISSING = '—'
@@ -38,27 +42,45 @@ def expand(patterns: Sequence[str]) -> list[str]:
   NotFound naming it."""
   found = []
   for pattern in patterns:
+    storage_check.check_reachable(pattern)
     if glob.has_magic(pattern):
-      paths = [p for p in sorted(glob.glob(pattern)) if _is_run(p)]
+      paths = [p for p in _glob(pattern) if _is_run(p)]
       if not paths:
         raise errors.NotFound(f'{pattern} matches no run directory (a folder with run.json)')
     elif _is_run(pattern):
       paths = [pattern]
     else:
-      what = 'holds no run.json' if os.path.isdir(pattern) else 'does not exist'
+      what = 'holds no run.json' if storage.isdir(pattern) else 'does not exist'
       raise errors.NotFound(f'{pattern} {what}: give run directories that train.py wrote')
-    found += [os.path.normpath(p) for p in paths if os.path.normpath(p) not in found]
+    found += [_normpath(p) for p in paths if _normpath(p) not in found]
   return found
 
 
+def _glob(pattern: str) -> list[str]:
+  """glob.glob, sorted; on a bucket the store's listing, as URLs."""
+  if not storage.is_remote(pattern):
+    return sorted(glob.glob(pattern))
+  fs, path = storage.filesystem(pattern)
+  protocol = storage.split(pattern)[0]
+  return sorted(f'{protocol}://{p.rstrip("/")}' for p in fs.glob(path))
+
+
+def _normpath(path: str) -> str:
+  """os.path.normpath; a URL without its trailing slashes (normpath would merge its '//')."""
+  return path.rstrip('/') if storage.is_remote(path) else os.path.normpath(path)
+
+
+def _basename(path: str) -> str:
+  return _normpath(path).rsplit('/', 1)[-1] if storage.is_remote(path) else os.path.basename(path)
+
+
 def _is_run(path: str) -> bool:
-  return os.path.isfile(os.path.join(path, 'run.json'))
+  return _is_file(storage.join(path, 'run.json'))
 
 
 def _read_json(path: str) -> dict:
   try:
-    with open(path, encoding='utf-8') as f:
-      return json.load(f)
+    return json.loads(storage.read_text(path))
   except (OSError, ValueError) as e:
     raise errors.BadInput(f'cannot read {path}: {e}') from e
 
@@ -73,18 +95,23 @@ def _completed(config: dict) -> dict:
 
 def load(path: str, name: str | None = None) -> Run:
   """The run in `path`: its config (from run.json) and its metrics (eval/metrics.json, if any)."""
-  config = _read_json(os.path.join(path, 'run.json')).get('config', {})
-  metrics_path = os.path.join(path, 'eval', 'metrics.json')
-  metrics = _read_json(metrics_path) if os.path.isfile(metrics_path) else None
-  return Run(name or os.path.basename(os.path.normpath(path)), _completed(config), metrics)
+  config = _read_json(storage.join(path, 'run.json')).get('config', {})
+  metrics_path = storage.join(path, 'eval', 'metrics.json')
+  metrics = _read_json(metrics_path) if _is_file(metrics_path) else None
+  return Run(name or _basename(_normpath(path)), _completed(config), metrics)
+
+
+def _is_file(path: str) -> bool:
+  """os.path.isfile; on a bucket, whether the object exists."""
+  return storage.exists(path) if storage.is_remote(path) else os.path.isfile(path)
 
 
 def load_all(paths: Sequence[str]) -> list[Run]:
   """`load` of each path, named by its folder, or by its whole path where two folders share a
   name."""
-  names = [os.path.basename(os.path.normpath(p)) for p in paths]
+  names = [_basename(_normpath(p)) for p in paths]
   if len(set(names)) < len(names):
-    names = [os.path.normpath(p) for p in paths]
+    names = [_normpath(p) for p in paths]
   return [load(p, n) for p, n in zip(paths, names)]
 
 
@@ -162,11 +189,15 @@ def main(argv):
   if len(argv) < 2:
     raise app.UsageError('give run directories or glob patterns, e.g. "workdirs/stargan_*"')
   f = flags.FLAGS
-  if f.out:
+  if f.out and storage.is_remote(f.out):
+    storage_check.check_reachable(f.out)
+  elif f.out:
     files.check_folder(os.path.dirname(f.out) or '.', '--out', may_create=True)
   text = table(load_all(expand(argv[1:])), f.metrics)
   print(text, end='')
-  if f.out:
+  if f.out and storage.is_remote(f.out):
+    storage.write_text(f.out, text)
+  elif f.out:
     os.makedirs(os.path.dirname(f.out) or '.', exist_ok=True)
     files.write_text(f.out, text)
 

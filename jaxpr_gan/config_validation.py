@@ -21,6 +21,8 @@ from input_pipeline import sources
 from input_pipeline import synthetic
 from jaxpr_gan import registry
 from jaxpr_gan import run_config
+from jaxpr_gan import storage
+from jaxpr_gan import storage_check
 from jaxpr_gan.nn import conv
 from jaxpr_gan.objectives import adversarial
 from jaxpr_gan.run_config import ConfigError
@@ -33,6 +35,16 @@ def _get(config: ml_collections.ConfigDict, key: str) -> Any:
   for part in key.split('.'):
     config = config[part]
   return config
+
+
+def _is_dir(path: str) -> bool:
+  """A local folder, or a gs:// / s3:// prefix with objects (its store checked first: one line
+  naming the URL when it cannot be reached)."""
+  if not path:
+    return False
+  if storage.is_remote(path):
+    storage_check.check_reachable(path)
+  return storage.isdir(path)
 
 
 def _require(ok: bool, config: ml_collections.ConfigDict, key: str, why: str) -> None:
@@ -162,7 +174,8 @@ def _check_source(config: ml_collections.ConfigDict, grouping: str) -> None:
     )
   elif data.source == 'array_record':
     _require(
-      os.path.isfile(os.path.join(data.array_record_dir, 'meta.json')),
+      _is_dir(data.array_record_dir)
+      and storage.exists(storage.join(data.array_record_dir, 'meta.json')),
       config,
       'data.array_record_dir',
       'holds no meta.json; set it to the output of python -m input_pipeline.prepare',
@@ -178,7 +191,7 @@ def _check_source(config: ml_collections.ConfigDict, grouping: str) -> None:
       groups.EXPECTED_DOMAIN_LAYOUT if grouping == 'domains' else groups.EXPECTED_GROUP_LAYOUT
     )
     _require(
-      bool(data.root) and os.path.isdir(data.root),
+      _is_dir(data.root),
       config,
       'data.root',
       f'is not an existing directory; set it to a folder laid out as {layout}',
@@ -186,7 +199,7 @@ def _check_source(config: ml_collections.ConfigDict, grouping: str) -> None:
   elif data.source == 'folder':
     for key in ('train_dir', 'test_dir'):
       _require(
-        bool(data[key]) and os.path.isdir(data[key]),
+        _is_dir(data[key]),
         config,
         f'data.{key}',
         f'is not an existing directory; set it to a folder laid out as '

@@ -10,20 +10,38 @@ killed writer's temporary file (`.<name>.tmp-<pid>-<random>`) is left behind and
 JSON is strict (RFC 8259): NaN and infinities, which Python's json module writes as bare
 `NaN`/`Infinity` that other readers reject, become null and are listed, by dotted key, under
 `"nonfinite"` with the value they had.
+
+A gs:// or s3:// path (jaxpr_gan.storage) is written by one whole-object PUT, which the store
+applies atomically: readers see the previous object or the new one. A folder there is a key
+prefix: see `atomic_folder` for what a replaced set looks like to readers.
 """
 
 from collections.abc import Iterator
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
 import re
 import secrets
 import shutil
+import tempfile
 from typing import Any, IO
 
 from jaxpr_gan import errors
+
+
+def _storage():
+  # jaxpr_gan.storage imports this module (its local writes are ours): imported when used.
+  from jaxpr_gan import storage  # noqa: PLC0415
+
+  return storage
+
+
+def is_remote(path) -> bool:
+  """Whether `path` is a gs:// or s3:// URL (jaxpr_gan.storage), not a local path."""
+  return str(path).startswith(('gs://', 's3://'))
 
 
 def sha256(path: str) -> str:
@@ -59,6 +77,10 @@ def atomic_write(path: str, mode: str = 'w', **open_kwargs) -> Iterator[IO[Any]]
   """`open(path, mode)` whose file appears, complete, only when the block ends without error."""
   if mode not in ('w', 'wb'):
     raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', not {mode!r}")
+  if is_remote(path):
+    with _remote_write(path, mode, **open_kwargs) as f:
+      yield f
+    return
   folder = os.path.dirname(path)
   tmp = temporary_name(path)
   try:
@@ -72,6 +94,18 @@ def atomic_write(path: str, mode: str = 'w', **open_kwargs) -> Iterator[IO[Any]]
       os.remove(tmp)
     raise
   _fsync_folder(folder)
+
+
+@contextlib.contextmanager
+def _remote_write(path: str, mode: str, **open_kwargs) -> Iterator[IO[Any]]:
+  """The block writes into memory; the bytes become the object in one PUT when it ends well."""
+  buffer = io.BytesIO()
+  f = buffer
+  if mode == 'w':
+    f = io.TextIOWrapper(buffer, write_through=True, **open_kwargs)
+  yield f
+  f.flush()
+  _storage().write_bytes(path, buffer.getvalue())
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -121,7 +155,14 @@ def write_json(path: str, value: Any, indent: int | None = 1, **kwargs) -> None:
 
 def make_writable_folder(folder: str, what: str, flag: str = '') -> None:
   """Creates `folder` if needed and checks that a file can be written in it, at once: a run
-  that could not save must not train first. Raises errors.BadInput naming it."""
+  that could not save must not train first. Raises errors.BadInput naming it. On gs:// and
+  s3:// (no folders): a one-line UserError naming the URL unless its bucket can be used
+  (storage_check.check_reachable)."""
+  if is_remote(folder):
+    from jaxpr_gan import storage_check  # noqa: PLC0415  (imports storage: see _storage)
+
+    storage_check.check_reachable(folder)
+    return
   try:
     os.makedirs(folder, exist_ok=True)
     probe = temporary_name(os.path.join(folder, 'write-probe'))
@@ -137,8 +178,14 @@ def check_folder(folder: str, flag: str, may_create: bool) -> None:
   """A one-line UserError naming `folder` unless files can be written in it, before any work.
 
   may_create: a missing `folder` is fine when the nearest existing folder above it is writable
-  (the caller makes it); else it must exist (a mistyped path is not silently created).
+  (the caller makes it); else it must exist (a mistyped path is not silently created). On gs://
+  and s3://: whether the bucket can be used (storage_check.check_reachable).
   """
+  if is_remote(folder):
+    from jaxpr_gan import storage_check  # noqa: PLC0415  (imports storage: see _storage)
+
+    storage_check.check_reachable(folder)
+    return
   found = os.path.abspath(folder or '.')
   while not os.path.exists(found):
     if not may_create:
@@ -164,7 +211,10 @@ def _alive(pid: int) -> bool:
 
 def recover_folder(path: str) -> None:
   """Puts back a folder whose replacement (`atomic_folder`) was killed between its two renames,
-  and removes what killed writers left: older copies and unfinished temporary folders."""
+  and removes what killed writers left: older copies and unfinished temporary folders. Nothing
+  on gs:// and s3://, where `atomic_folder` leaves no such folders."""
+  if is_remote(path):
+    return
   parent, name = os.path.split(os.path.abspath(path))
   if not os.path.isdir(parent):
     return
@@ -184,7 +234,17 @@ def recover_folder(path: str) -> None:
 def atomic_folder(path: str) -> Iterator[str]:
   """Yields a new temporary folder beside `path`; when the block ends without error, it replaces
   `path` whole. A process killed at any moment leaves the previous folder, complete (or, between
-  the two renames, under `.<name>.old-*`, where `recover_folder` finds it again)."""
+  the two renames, under `.<name>.old-*`, where `recover_folder` finds it again).
+
+  On gs:// and s3:// (no rename): the set is made in a local temporary folder, then uploaded
+  over `path`, and the previous set's files that the new one lacks are deleted. Readers may then
+  see the folder change file by file (each file whole: the new one or the old one); a process
+  killed during the upload leaves a mix of both sets, which the next complete run replaces.
+  """
+  if is_remote(path):
+    with _remote_folder(path) as tmp:
+      yield tmp
+    return
   recover_folder(path)
   tmp = temporary_name(path)
   os.makedirs(tmp)
@@ -201,3 +261,17 @@ def atomic_folder(path: str) -> Iterator[str]:
   _fsync_folder(os.path.dirname(os.path.abspath(path)))
   if old is not None:
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _remote_folder(path: str) -> Iterator[str]:
+  storage = _storage()
+  tmp = tempfile.mkdtemp(prefix='jaxpr_gan-')
+  try:
+    yield tmp
+    old = set(storage.files_under(path))
+    new = set(storage.put_folder(tmp, path, only_changed=False))
+    for rel in sorted(old - new):
+      storage.remove(storage.join(path, rel))
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)

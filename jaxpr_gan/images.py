@@ -42,8 +42,10 @@ def image_grid(cells: np.ndarray, pad: int = 2, fill: int = 255) -> np.ndarray:
 
 
 def save_png(path: str, image: np.ndarray, min_size: int = 0) -> None:
-  """Writes uint8 HxWx3; small pictures are enlarged (nearest) to at least `min_size` px wide."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  """Writes uint8 HxWx3 (a local path, gs:// or s3://: files.atomic_write); small pictures are
+  enlarged (nearest) to at least `min_size` px wide."""
+  if not files.is_remote(path):
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   pil = Image.fromarray(image)
   if min_size and pil.width < min_size:
     scale = -(-min_size // pil.width)

@@ -20,7 +20,6 @@ The masks are what the generator declares as such (`nn.attention.sow_mask`).
 from collections.abc import Callable
 import dataclasses
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +28,7 @@ import numpy as np
 from jaxpr_gan import attributes
 from jaxpr_gan import errors
 from jaxpr_gan import images
+from jaxpr_gan import storage
 from jaxpr_gan.evaluation import restore as restore_lib
 from jaxpr_gan.nn import attention
 from jaxpr_gan.nn import conv
@@ -177,6 +177,6 @@ def from_run(workdir: str, step: int | None = None) -> Translator:
     run.objective.family,
     run.config.model,
     **describe(run.objective, run.g_params, run.config),
-    info={'workdir': os.path.abspath(workdir), 'step': run.step},
+    info={'workdir': storage.absolute(workdir), 'step': run.step},
     **extra,
   )

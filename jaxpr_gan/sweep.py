@@ -8,7 +8,8 @@ evaluated, and summarised with confidence intervals and significance tests (docs
 Points are the product of the --variants entries and of each --set's values; each (point, seed)
 trains in W/<point slug>/seed_<s> with config.seed = s (the data order, config.data.seed, is
 shared) and is evaluated there. W/sweep.json holds the plan; a rerun continues where the last one
-stopped. W/results.json and W/results.md are rewritten after every point.
+stopped. W/results.json and W/results.md are rewritten after every point. W may be a gs:// or
+s3:// URL (jaxpr_gan.storage): the sweep's own files are read and written there whole.
 """
 
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,8 @@ from jaxpr_gan import cli
 from jaxpr_gan import errors
 from jaxpr_gan import files
 from jaxpr_gan import stats
+from jaxpr_gan import storage
+from jaxpr_gan import storage_check
 from jaxpr_gan import sweep_points
 from jaxpr_gan import workdir_lock
 from jaxpr_gan.evaluation import evaluate
@@ -37,19 +40,26 @@ MAIN_METRICS = ('improvement_rate', 'psnr_improvement_rate', 'paired_l1', 'psnr'
 
 def check_plan(workdir: str, plan: dict) -> None:
   """Writes W/sweep.json, or checks that the one there holds the same plan."""
-  path = os.path.join(workdir, 'sweep.json')
-  if not os.path.exists(path):
-    files.make_writable_folder(workdir, 'the sweep folder', '--workdir')
-    files.write_json(path, plan)
+  path = storage.join(workdir, 'sweep.json')
+  if not storage.exists(path):
+    if storage.is_remote(workdir):
+      storage_check.check_reachable(workdir)
+    else:
+      files.make_writable_folder(workdir, 'the sweep folder', '--workdir')
+    _write_json(path, plan)
     return
-  with open(path) as f:
-    saved = json.load(f)
+  saved = json.loads(storage.read_text(path))
   differ = [k for k in sorted(set(saved) | set(plan)) if saved.get(k) != plan.get(k)]
   if differ:
     raise errors.BadInput(
       f'{path} holds another plan (its {", ".join(differ)} differ): rerun with the settings it '
       'records, or pass a new --workdir'
     )
+
+
+def _write_json(path: str, value: Any) -> None:
+  """files.write_json on any store (one whole-object PUT on a bucket)."""
+  storage.write_text(path, files.dumps_json(value, indent=1) + '\n')
 
 
 # How a point's seeds train where --seed_mode is 'auto', by backend. On the CPU one run after
@@ -61,8 +71,8 @@ SEED_MODES = ('auto', 'sequential', 'vmap')
 
 
 def _newest_step(workdir: str) -> int:
-  folder = os.path.join(workdir, 'checkpoints')
-  names = os.listdir(folder) if os.path.isdir(folder) else []
+  folder = storage.join(workdir, 'checkpoints')
+  names = storage.listdir(folder) if storage.isdir(folder) else []
   return max((int(n) for n in names if n.isdigit()), default=0)
 
 
@@ -88,8 +98,7 @@ def train_seeds(
 def saved_metrics(workdir: str) -> dict | None:
   """workdir/eval/metrics.json, None without one."""
   try:
-    with open(os.path.join(workdir, 'eval', 'metrics.json')) as f:
-      return json.load(f)
+    return json.loads(storage.read_text(storage.join(workdir, 'eval', 'metrics.json')))
   except (OSError, ValueError):
     return None
 
@@ -148,10 +157,10 @@ def _run_point(
   """Trains and evaluates the unfinished seeds of `point`; -> ({seed: flat metrics}, whether
   any seed was unfinished)."""
   final = point.config.num_train_steps
-  dirs = {s: os.path.join(workdir, point.slug, f'seed_{s}') for s in seeds}
+  dirs = {s: storage.join(workdir, point.slug, f'seed_{s}') for s in seeds}
   todo = [s for s in seeds if (saved_metrics(dirs[s]) or {}).get('step') != final]
   untrained = [
-    s for s in todo if not os.path.isdir(os.path.join(dirs[s], 'checkpoints', f'{final}'))
+    s for s in todo if not storage.isdir(storage.join(dirs[s], 'checkpoints', f'{final}'))
   ]
   start = time.monotonic()
   train_seeds(point.config, [dirs[s] for s in untrained], untrained, mode)
@@ -188,7 +197,10 @@ def run(
     raise errors.BadInput(f'--seed_mode {seed_mode!r}: use one of {SEED_MODES}')
   if seeds < 1:
     raise errors.BadInput(f'--seeds {seeds}: train at least one seed')
-  files.check_folder(workdir, '--workdir', may_create=True)
+  if storage.is_remote(workdir):
+    storage_check.check_reachable(workdir)
+  else:
+    files.check_folder(workdir, '--workdir', may_create=True)
   fixed = dict(fixed) if isinstance(fixed, Mapping) else dict(map(sweep_points.pair, fixed))
   points = sweep_points.make_points(config_file, variant, sets, variants, fixed)
   sweep_points.validate(points)
@@ -224,8 +236,8 @@ def write_results(
   results = stats.summarise(points, values, alpha)
   present = [m for m in main_metrics if m in results['comparisons']]
   results['main_metrics'] = present or sorted(results['comparisons'])[:5]
-  files.write_json(os.path.join(workdir, 'results.json'), results)
-  files.write_text(os.path.join(workdir, 'results.md'), stats.markdown(results))
+  _write_json(storage.join(workdir, 'results.json'), results)
+  storage.write_text(storage.join(workdir, 'results.md'), stats.markdown(results))
   return results
 
 

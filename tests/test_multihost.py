@@ -1,14 +1,15 @@
 """Multi-process data parallelism: 2 processes x 4 CPU devices (gloo collectives, coordinator on
 localhost) train as 1 process x 8 devices does on the same data and seed (tests/test_training.py
-checks 1 device against 8).
+checks 1 device against 8), their one workdir and their image folder in a bucket (gs://, the
+local test server of tests/storage_servers.py), as on a TPU pod slice without a shared file
+system.
 
-The two processes run `python -m tests.multihost_worker` while this process runs the reference;
-the run is 3 iterations of batch 8 on a folder of 24 faces, one epoch.
+The two processes run `python -m tests.multihost_worker` while this process runs the reference
+(on a local disk); the run is 3 iterations of batch 8 on a folder of 24 faces, one epoch.
 """
 
 import functools
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -21,13 +22,16 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxpr_gan import checkpointing
+from jaxpr_gan import orbax_storage
 from jaxpr_gan import registry
+from jaxpr_gan import storage
 from jaxpr_gan.evaluation import restore
 from jaxpr_gan.training import state as state_lib
 from jaxpr_gan.training import steps as steps_lib
 from tests import conftest
 from tests import multihost_worker as worker
 
+pytest_plugins = ('tests.storage_servers',)
 NUM_PROCESSES, LOCAL_DEVICES, NUM_FACES = 2, 4, 24
 TIMEOUT_S = 600
 
@@ -46,10 +50,13 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def launched(tmp_path_factory, data_dir):
+def launched(tmp_path_factory, data_dir, storage_servers):
   """Starts the two processes; the reference below runs while they compile."""
   root = tmp_path_factory.mktemp('multihost')
-  port, env = _free_port(), conftest.subprocess_env(LOCAL_DEVICES)
+  bucket = f'{storage_servers["gs"]}/multihost-{root.name}'
+  workdir, faces = f'{bucket}/run', f'{bucket}/faces'
+  storage.put_folder(data_dir, faces)  # each process reads its share of the faces from there
+  port, env = _free_port(), conftest.subprocess_env(LOCAL_DEVICES)  # with the servers' settings
   procs = []
   for i in range(NUM_PROCESSES):
     with open(root / f'process_{i}.log', 'w') as log:
@@ -66,9 +73,9 @@ def launched(tmp_path_factory, data_dir):
             '--port',
             str(port),
             '--data_dir',
-            data_dir,
+            faces,
             '--workdir',
-            str(root / 'run'),
+            workdir,
             '--out',
             str(root / f'process_{i}.json'),
           ],
@@ -78,7 +85,7 @@ def launched(tmp_path_factory, data_dir):
           stderr=subprocess.STDOUT,
         )
       )
-  yield root, procs, time.monotonic()
+  yield root, procs, time.monotonic(), workdir
   for p in procs:  # only if a test failed before they finished
     if p.poll() is None:
       p.kill()
@@ -107,7 +114,7 @@ def _log_tails(root) -> str:
 def multihost(launched, reference):
   """-> (shared workdir, [what process i saw]) once both processes are done."""
   del reference  # wait for it first: both share the two CPU cores
-  root, procs, started = launched
+  root, procs, started, workdir = launched
   while any(p.poll() is None for p in procs):
     failed = [p for p in procs if p.poll() not in (None, 0)]
     if failed or time.monotonic() - started > TIMEOUT_S:
@@ -127,7 +134,7 @@ def multihost(launched, reference):
   for i in range(NUM_PROCESSES):
     with open(root / f'process_{i}.json') as f:
       results.append(json.load(f))
-  return str(root / 'run'), results
+  return workdir, results
 
 
 def _state_template():
@@ -216,15 +223,26 @@ def test_processes_read_disjoint_shards_that_cover_the_data(multihost, reference
 
 def test_outputs_are_written_once(multihost):
   workdir, _ = multihost
-  assert len([f for f in os.listdir(workdir) if f.startswith('events.out.tfevents')]) == 1
-  assert os.listdir(os.path.join(workdir, 'samples')) == ['step_0000003.png']
-  with open(os.path.join(workdir, 'run.json')) as f:
-    assert json.load(f)['class_names'] == ['happy', 'neutral', 'sad']
+  names = storage.listdir(workdir)
+  assert len([f for f in names if f.startswith('events.out.tfevents')]) == 1
+  assert storage.listdir(storage.join(workdir, 'samples')) == ['step_0000003.png']
+  assert json.loads(storage.read_text(storage.join(workdir, 'run.json')))['class_names'] == [
+    'happy',
+    'neutral',
+    'sad',
+  ]
+  assert not storage.exists(storage.join(workdir, '.lock'))  # released by process 0
   ckpt = checkpointing.Checkpointer(workdir)
   assert ckpt.all_steps() == [3]
   # The data-iterator position of each process is in the checkpoint, and a run with another
   # number of processes is told to resume with 2.
-  raw = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'), item_names=('data_iter',))
+  raw = ocp.CheckpointManager(
+    storage.join(workdir, 'checkpoints'),
+    item_names=('data_iter',),
+    options=ocp.CheckpointManagerOptions(
+      read_only=True, atomicity_options=orbax_storage.atomicity_options(workdir)
+    ),
+  )
   saved = raw.restore(3, args=ocp.args.Composite(data_iter=ocp.args.JsonRestore()))['data_iter']
   assert saved['process_count'] == NUM_PROCESSES and len(saved['process_states']) == 2
   with pytest.raises(ValueError, match='written by 2 processes'):

@@ -10,7 +10,6 @@ import math
 import os
 
 from absl import logging
-from clu import metric_writers
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -18,10 +17,12 @@ import numpy as np
 
 from input_pipeline import pipeline
 from input_pipeline import synthetic
+from jaxpr_gan import events
 from jaxpr_gan import files
 from jaxpr_gan import images
 from jaxpr_gan import inference
 from jaxpr_gan import run_config
+from jaxpr_gan import storage
 from jaxpr_gan.evaluation import intensity
 from jaxpr_gan.evaluation import report as report_lib
 from jaxpr_gan.evaluation import restore as restore_lib
@@ -49,9 +50,10 @@ def evaluate(
   checked once the checkpoint is read, before any evaluation. The numeric metrics also go to
   TensorBoard (`write_scalars`) in the folder that holds `out_dir`: the workdir by default,
   beside the training curves."""
-  out_dir = os.path.join(workdir, 'eval') if out_dir is None else out_dir
-  parent = os.path.dirname(os.path.abspath(out_dir))
-  flag = '--out' if parent != os.path.abspath(workdir) else '--out (the run is not writable)'
+  out_dir = storage.join(workdir, 'eval') if out_dir is None else out_dir
+  parent = storage.dirname(out_dir)
+  own = parent.rstrip('/') == storage.absolute(workdir).rstrip('/')
+  flag = '--out (the run is not writable)' if own else '--out'
   run = restore_lib.restore(workdir, step, config)
   files.make_writable_folder(parent, 'the folder of the evaluation', flag)
   with conv.implementation(run.config.conv_impl), files.atomic_folder(out_dir) as tmp:
@@ -73,7 +75,7 @@ def write_scalars(logdir: str, step: int, report: dict) -> None:
     for k, v in run_config.flatten(numbers).items()
     if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
   }
-  writer = metric_writers.create_default_writer(logdir, asynchronous=False)
+  writer = events.create_writer(logdir, asynchronous=False)  # gs://, s3://: mirrored
   writer.write_scalars(step, scalars)
   writer.close()
 

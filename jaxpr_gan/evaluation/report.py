@@ -13,6 +13,7 @@ import ml_collections
 
 from jaxpr_gan import files
 from jaxpr_gan import run_config
+from jaxpr_gan import storage
 
 PICTURES = (  # file in eval/, caption
   (
@@ -77,7 +78,7 @@ def write(path: str, config: ml_collections.ConfigDict, workdir: str, report: di
     'text-align:left}td.v{font-family:monospace}img{max-width:100%;image-rendering:'
     'pixelated}.skip{color:#a40}</style></head><body>',
     f'<h1>{html.escape(config.model)} at step {html.escape(str(report.get("step")))}</h1>',
-    f'<p>Run: <code>{html.escape(os.path.abspath(workdir))}</code>; data: '
+    f'<p>Run: <code>{html.escape(storage.absolute(workdir))}</code>; data: '
     f'{html.escape(str(config.data.source))}, {config.data.image_size} px; written '
     f'{datetime.datetime.now().isoformat(timespec="seconds")}; config hash '
     f'<code>{run_config.config_hash(config)}</code>.</p>',

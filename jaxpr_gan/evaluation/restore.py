@@ -21,6 +21,8 @@ from jaxpr_gan import errors
 from jaxpr_gan import files
 from jaxpr_gan import registry
 from jaxpr_gan import run_config
+from jaxpr_gan import storage
+from jaxpr_gan import storage_check
 from jaxpr_gan.training import state as state_lib
 
 
@@ -35,14 +37,21 @@ class Restored:
   imported: dict | None = None  # what tools.convert recorded: the files and networks converted
 
 
+def _runs_in(parent: str) -> list[str]:
+  """The folders of `parent` (local or remote) that hold a checkpoints/ folder."""
+  try:
+    names = storage.listdir(parent) if storage.isdir(parent) else []
+  except FileNotFoundError:
+    names = []
+  return [d for d in names if storage.isdir(storage.join(parent, d, 'checkpoints'))]
+
+
 def _checkpointer(workdir: str) -> checkpointing.Checkpointer:
-  if not os.path.isdir(workdir):
-    parent = os.path.dirname(os.path.abspath(workdir))
-    runs = (
-      sorted(d for d in os.listdir(parent) if os.path.isdir(os.path.join(parent, d, 'checkpoints')))
-      if os.path.isdir(parent)
-      else []
-    )
+  """The run's checkpoints; a one-line error for a store that cannot be used (gs://, s3://:
+  storage_check) or a missing run, before anything is restored."""
+  storage_check.check_reachable(workdir)
+  if not storage.isdir(workdir):
+    runs = _runs_in(storage.dirname(workdir))
     raise errors.NotFound(
       f'no run directory {workdir!r}; runs beside it: {", ".join(runs) or "none"}'
     )

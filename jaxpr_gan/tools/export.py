@@ -34,6 +34,7 @@ from jaxpr_gan import errors
 from jaxpr_gan import files
 from jaxpr_gan import images
 from jaxpr_gan import inference
+from jaxpr_gan import storage
 from jaxpr_gan.evaluation import restore as restore_lib
 from jaxpr_gan.nn import conv
 
@@ -100,7 +101,7 @@ def export_run(workdir: str, out_path: str, step: int | None = None) -> dict:
     'signature': SIGNATURE,
     'num_params': len(leaves),
     'platforms': list(exported.platforms),
-    'source': {'workdir': os.path.abspath(workdir), 'step': int(step)},
+    'source': {'workdir': storage.absolute(workdir), 'step': int(step)},
   }
   arrays = {f'param_{i}': np.asarray(p) for i, p in enumerate(leaves)}
   # A file object: np.savez would append '.npz' to a name. Atomic: a kill keeps the old file.

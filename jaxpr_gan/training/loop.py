@@ -111,7 +111,7 @@ def _data(config, workdirs, mesh, is_chief: bool, stack: contextlib.ExitStack):
   class_names = list(train_source.class_names)
   config_validation.validate(config, mesh.devices.size, class_names, steps_lib.platform_of(mesh))
   for workdir in workdirs:
-    if is_chief:
+    if is_chief:  # on gs:// and s3://: whether the bucket can be used (storage_check)
       files.make_writable_folder(workdir, 'the workdir', '--workdir')
     stack.enter_context(workdir_lock.held(workdir))
     if is_chief:

@@ -10,13 +10,13 @@ import os
 from typing import Any
 
 from absl import logging
-from clu import metric_writers
 import jax
 import ml_collections
 import numpy as np
 
 from jaxpr_gan import checkpointing
 from jaxpr_gan import errors
+from jaxpr_gan import events
 from jaxpr_gan import files
 from jaxpr_gan import images
 from jaxpr_gan import run_config
@@ -85,10 +85,11 @@ def restore(output: Output, template, data_iter, class_names, with_data_iter: bo
 
 def open_writer(output: Output, start: int, is_chief: bool) -> None:
   """Writes run.json (the chief) and opens the metric writers; a new run's HParams are every
-  config key, dotted (loss.lambda_rec), values other than numbers, strings and flags as text."""
+  config key, dotted (loss.lambda_rec), values other than numbers, strings and flags as text.
+  A gs:// or s3:// workdir's events are written locally and mirrored there (events)."""
   if is_chief:
     files.write_json(os.path.join(output.workdir, 'run.json'), output.meta)
-  writer = metric_writers.create_default_writer(output.workdir, just_logging=not is_chief)
+  writer = events.create_writer(output.workdir, just_logging=not is_chief)
   if start == 0:
     writer.write_hparams(
       {
@@ -120,6 +121,7 @@ def log(outputs: list[Output], state, done: int, sums: dict, skipped: int) -> No
       logging.warning('Step %d: non-finite %s; those updates were skipped.', done, bad)
     host['data/skipped_images'] = float(skipped)
     out.writer.write_scalars(done, host)
+    events.sync(out.writer)
 
 
 def sample(outputs: list[Output], sample_cells, faces, state, done: int, is_chief: bool) -> None:
@@ -143,6 +145,7 @@ def checkpoint(outputs: list[Output], state, done: int, data_iter) -> None:
       logging.warning('Step %d: not saved, the last updates were non-finite (%s).', done, runs)
     elif out.ckpt.latest_step() != done:
       out.ckpt.save(done, out.part(state), data_iter.get_state(), out.meta)
+    events.sync(out.writer)
 
 
 def close(outputs: list[Output]) -> None:
@@ -152,3 +155,4 @@ def close(outputs: list[Output]) -> None:
     out.ckpt.close()
     if out.writer is not None:
       out.writer.flush()
+      events.sync(out.writer)
