@@ -32,7 +32,7 @@ quick: install
 
 # --capture=sys: a native crash (XLA, tensorstore) still prints its own message to the log.
 test: install-test
-	$(PY) -m pytest -q --capture=sys -n 2 --dist loadfile  # two workers; a file stays on one
+	$(PY) -m pytest -q --capture=sys -n 2 --dist loadfile --no-loadscope-reorder  # two workers; a file stays on one; files in conftest's order
 
 lint: install-test
 	$(VENV)/bin/ruff check .

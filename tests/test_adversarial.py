@@ -137,10 +137,23 @@ def _two_steps(config):
   return history, before, jax.device_get(state.params['d'])
 
 
-@pytest.mark.parametrize('model', ['stargan', 'sargan', 'mmagan', 'dcam', 'cyclegan', 'twocet'])
-def test_every_model_trains_two_steps_with_every_kind(model):
+# Every kind on StarGAN; on the other families (two_domain, reference) the gradient-penalty kind
+# and a plain one; on StarGAN's descendants, whose objective is StarGAN's, one other kind: what
+# the kind changes is the shared component, the same code in every objective of a family.
+_KINDS_OF = {
+  'stargan': KINDS,
+  'cyclegan': ('wgan_gp', 'hinge'),
+  'twocet': ('wgan_gp', 'lsgan'),
+  'sargan': ('hinge',),
+  'mmagan': ('lsgan',),
+  'dcam': ('ns',),
+}
+
+
+@pytest.mark.parametrize('model', list(_KINDS_OF))
+def test_every_model_trains_two_steps_with_other_adversarial_kinds(model):
   d_losses = {}
-  for kind in KINDS:
+  for kind in _KINDS_OF[model]:
     config = _tiny_config(model, kind)
     config_validation.validate(config, 1, None)
     history, before, after = _two_steps(config)
@@ -155,6 +168,8 @@ def test_every_model_trains_two_steps_with_every_kind(model):
     want = ({'gp'} if kind == 'wgan_gp' else set()) | ({'r1'} if config.loss.lambda_r1 else set())
     assert penalties == want, (kind, penalties)
     d_losses[kind] = float(history[0]['D/loss'])
+  if model != 'stargan':
+    return
   # The kind is what D optimises: each gives its own loss (bce and ns, one loss, agree).
   assert d_losses['bce'] == pytest.approx(d_losses['ns'], rel=1e-5)
   distinct = [d_losses[k] for k in ('wgan_gp', 'hinge', 'ns', 'lsgan')]
