@@ -68,6 +68,7 @@ def test_a_sweep_over_weights_and_learning_rates_compiles_each_step_once(tmp_pat
     {'loss.lambda_rec': 3.0, 'optim.g_lr': 5e-4},
     {'loss.lambda_rec': 0.0, 'optim.g_lr': 1e-4},
   ]
+  steps_lib._jitted_steps.cache_clear()  # steps an earlier test of this worker compiled
   counts = []
   caplog.set_level(logging.WARNING)
   for k, point in enumerate(points):
