@@ -39,9 +39,12 @@ def _storage():
   return storage
 
 
+REMOTE_PREFIXES = ('gs://', 's3://')
+
+
 def is_remote(path) -> bool:
   """Whether `path` is a gs:// or s3:// URL (jaxpr_gan.storage), not a local path."""
-  return str(path).startswith(('gs://', 's3://'))
+  return str(path).startswith(REMOTE_PREFIXES)
 
 
 def sha256(path: str) -> str:

@@ -43,7 +43,8 @@ if 'etils.epath.gpath' in sys.modules:
 # type ..." at WARNING on every call without a Google login: noise around every run's output.
 logging.getLogger('gcsfs').setLevel(logging.ERROR)
 
-REMOTE_PREFIXES = ('gs://', 's3://')
+REMOTE_PREFIXES = files.REMOTE_PREFIXES
+is_remote = files.is_remote
 _ENV = {  # what the file systems read: a change makes new ones
   's3': tuple(
     'AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY '
@@ -52,10 +53,6 @@ _ENV = {  # what the file systems read: a change makes new ones
   'gs': ('STORAGE_EMULATOR_HOST', 'GOOGLE_APPLICATION_CREDENTIALS'),
 }
 _filesystems: dict[tuple, fsspec.AbstractFileSystem] = {}
-
-
-def is_remote(path) -> bool:
-  return str(path).startswith(REMOTE_PREFIXES)
 
 
 def join(path, *parts: str) -> str:

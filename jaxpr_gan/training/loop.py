@@ -125,14 +125,9 @@ def _data(config, workdirs, mesh, is_chief: bool, stack: contextlib.ExitStack):
   return train_source, test_source, class_names
 
 
-def _fresh_state(objective, config, outputs, state_sharding):
-  """A new run's state (each seed's, on a seed axis, for several outputs); the objective's
-  pretrained parts (e.g. a loss network's weights file) read into it and recorded."""
-  if len(outputs) == 1 and outputs[0].index is None:
-    init = functools.partial(state_lib.init_state, objective, config)
-  else:
-    seeds = [out.config.seed for out in outputs]
-    init = functools.partial(state_lib.init_seeds, objective, config, seeds)
+def _fresh_state(objective, init, outputs, state_sharding):
+  """A new run's state from `init` (each seed's, on a seed axis, for several outputs); the
+  objective's pretrained parts (e.g. a loss network's weights file) read into it and recorded."""
   state = jax.jit(init, out_shardings=state_sharding)()
   auxes = []
   for out in outputs:
@@ -141,10 +136,10 @@ def _fresh_state(objective, config, outputs, state_sharding):
     auxes.append(aux)
   if outputs[0].index is None:
     return state.replace(aux=auxes[0])
-  return state.replace(aux=jax.tree.map(lambda *a: jax.numpy.stack(a), *auxes))
+  return state.replace(aux=state_lib.stack_seeds(auxes))
 
 
-def _initial_state(objective, config, outputs, abstract_state, state_sharding, data_iter, names):
+def _initial_state(objective, init, outputs, abstract_state, state_sharding, data_iter, names):
   """-> (state, first step): the newest intact checkpoint of every output (all at the same
   step), or a fresh state. Sets each output's metadata."""
   template = jax.tree.map(
@@ -157,7 +152,7 @@ def _initial_state(objective, config, outputs, abstract_state, state_sharding, d
     out.meta = {'class_names': names, 'config': out.config.to_dict()}
   found = [outputs_lib.restore(out, template, data_iter, names) for out in outputs]
   if all(f is None for f in found):
-    return _fresh_state(objective, config, outputs, state_sharding), 0
+    return _fresh_state(objective, init, outputs, state_sharding), 0
   steps = sorted({None if f is None else f[0] for f in found}, key=lambda s: s or 0)
   if len(steps) > 1:
     raise errors.BadInput(
@@ -170,7 +165,7 @@ def _initial_state(objective, config, outputs, abstract_state, state_sharding, d
     out.meta = dict(saved, **out.meta)  # keeps what the fresh run recorded
   if outputs[0].index is None:
     return found[0][1], found[0][0]
-  state = jax.tree.map(lambda *x: jax.numpy.stack(x), *[f[1] for f in found])
+  state = state_lib.stack_seeds([f[1] for f in found])
   return jax.device_put(state, state_sharding), found[0][0]
 
 
@@ -245,7 +240,7 @@ def _setup(config, runs, mesh, stack: contextlib.ExitStack, stacked: bool):
   )
   outs = _outputs(config, runs, stacked)
   state, start = _initial_state(
-    objective, config, outs, abstract_state, state_sharding, data_iter, class_names
+    objective, init, outs, abstract_state, state_sharding, data_iter, class_names
   )
   for out in outs:
     outputs_lib.open_writer(out, start, is_chief)

@@ -113,7 +113,12 @@ def init_seeds(objective, config: ml_collections.ConfigDict, seeds) -> TrainStat
     one = ml_collections.ConfigDict(config.to_dict())
     one.seed = int(seed)
     states.append(init_state(objective, one))
-  return jax.tree.map(lambda *x: jnp.stack(x), *states)
+  return stack_seeds(states)
+
+
+def stack_seeds(trees):
+  """Pytrees of one structure (seeds' states, their parts) stacked on a new leading seed axis."""
+  return jax.tree.map(lambda *x: jnp.stack(x), *trees)
 
 
 def seed_slice(state: TrainState, i: int) -> TrainState:
