@@ -20,6 +20,7 @@ from typing import Any
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import ml_collections
 
@@ -76,6 +77,26 @@ def _newest_step(workdir: str) -> int:
   return max((int(n) for n in names if n.isdigit()), default=0)
 
 
+class Stopped(Exception):
+  """A run stopped before its last step (SIGTERM: loop.train saved it and returned)."""
+
+
+def _check_trained(workdirs: Sequence[str], final: int) -> None:
+  short = [w for w in workdirs if _newest_step(w) < final]
+  if short:
+    raise Stopped(
+      f'{", ".join(short)} stopped before step {final} (SIGTERM); its checkpoint is saved: '
+      'rerun the same command to continue the sweep.'
+    )
+
+
+def _together(workdirs: Sequence[str], seeds: Sequence[int], mode: str) -> bool:
+  """Whether these seeds train in one vmapped program: mode (SEED_MODE of the default backend
+  for 'auto') is 'vmap' and every workdir is at the same step."""
+  mode = SEED_MODE.get(jax.default_backend(), 'sequential') if mode == 'auto' else mode
+  return mode == 'vmap' and len(seeds) > 1 and len({_newest_step(w) for w in workdirs}) == 1
+
+
 def train_seeds(
   config: ml_collections.ConfigDict,
   workdirs: Sequence[str],
@@ -83,10 +104,9 @@ def train_seeds(
   mode: str = 'auto',
 ) -> None:
   """Trains `config` once per seed, each in its workdir (resuming from its checkpoints): in one
-  vmapped program (loop.train_seeds; when every workdir is at the same step) or one after another
-  in this process, sharing the compiled steps. 'auto': SEED_MODE of the default backend."""
-  mode = SEED_MODE.get(jax.default_backend(), 'sequential') if mode == 'auto' else mode
-  if mode == 'vmap' and len(seeds) > 1 and len({_newest_step(w) for w in workdirs}) == 1:
+  vmapped program (loop.train_seeds; see _together) or one after another in this process,
+  sharing the compiled steps. 'auto': SEED_MODE of the default backend."""
+  if _together(workdirs, seeds, mode):
     loop.train_seeds(config, workdirs, seeds)
     return
   for workdir, seed in zip(workdirs, seeds):
@@ -135,17 +155,18 @@ def _main_text(values: Mapping[str, Any], main: Sequence[str]) -> str:
 
 
 class Progress:
-  """The `[k/K] ...` lines, with the time of each item and the ETA from this session's pace."""
+  """The `[k/K] ...` lines, with the time of each item and the ETA from this session's pace
+  (the mean time of the items it worked on)."""
 
   def __init__(self, total: int, prefix: str = ''):
-    self.total, self.prefix, self.done, self.worked = total, prefix, 0, 0
-    self.start = time.monotonic()
+    self.total, self.prefix, self.done, self.worked, self.spent = total, prefix, 0, 0, 0.0
 
   def say(self, text: str, seconds: float | None) -> None:
     """One finished item; `seconds` None: it was finished by an earlier run."""
     self.done += 1
     self.worked += seconds is not None
-    pace = (time.monotonic() - self.start) / max(self.worked, 1)
+    self.spent += seconds or 0.0
+    pace = self.spent / max(self.worked, 1)
     eta = duration(pace * (self.total - self.done)) if self.worked else '?'
     took = 'finished earlier' if seconds is None else duration(seconds)
     print(f'{self.prefix}[{self.done}/{self.total}] {text} ({took}; ETA {eta})', flush=True)
@@ -162,14 +183,21 @@ def _run_point(
   untrained = [
     s for s in todo if not storage.isdir(storage.join(dirs[s], 'checkpoints', f'{final}'))
   ]
+  # Seeds trained one after another are evaluated as each finishes, so every run gets its line.
+  together = _together([dirs[s] for s in untrained], untrained, mode)
   start = time.monotonic()
-  train_seeds(point.config, [dirs[s] for s in untrained], untrained, mode)
+  if together:
+    train_seeds(point.config, [dirs[s] for s in untrained], untrained, 'vmap')
+    _check_trained([dirs[s] for s in untrained], final)
   share = (time.monotonic() - start) / max(len(todo), 1)
   values = {}
   for s in seeds:
     took = None
     if s in todo:
       begin = time.monotonic()
+      if s in untrained and not together:
+        train_seeds(point.config, [dirs[s]], [s], 'sequential')
+        _check_trained([dirs[s]], final)
       evaluate.evaluate(dirs[s])
       took = share + time.monotonic() - begin
     values[s] = flat_metrics(saved_metrics(dirs[s]))
@@ -192,7 +220,8 @@ def run(
 
   sets: 'KEY=V1,V2' strings; variants: the --variants entries (a list or the comma-separated
   text); fixed: overrides of every point, {key: value} or 'KEY=VALUE' strings (--override);
-  seed_mode: how a point's seeds train (train_seeds)."""
+  seed_mode: how a point's seeds train (train_seeds). Raises Stopped when SIGTERM stopped a
+  run (saved; nothing of it evaluated)."""
   if seed_mode not in SEED_MODES:
     raise errors.BadInput(f'--seed_mode {seed_mode!r}: use one of {SEED_MODES}')
   if seeds < 1:
@@ -258,7 +287,10 @@ def main(argv: list[str]) -> None:
   f = flags.FLAGS
   config_file, _, variant = f.config.partition(':')
   checkpointing.quiet_orbax_logging()
-  run(config_file, variant, f.workdir, f.seeds, f.set, f.variants, f.override, f.seed_mode)
+  try:
+    run(config_file, variant, f.workdir, f.seeds, f.set, f.variants, f.override, f.seed_mode)
+  except Stopped as e:  # exit 0, as train.py after SIGTERM
+    logging.warning('%s', e)
 
 
 if __name__ == '__main__':

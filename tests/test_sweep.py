@@ -210,3 +210,50 @@ def test_seed_modes_choose_one_vmapped_program_or_one_run_after_another(tmp_path
   assert calls == [('vmap', [0, 1])] + [('alone', 0), ('alone', 1)] * 2
   with pytest.raises(errors.UserError, match='--seed_mode'):
     sweep.run(CONFIG, 'tiny', str(tmp_path / 'w'), 2, seed_mode='vmapped')
+
+
+def test_each_seed_is_evaluated_as_it_finishes_and_the_eta_follows_the_pace(
+  tmp_path, monkeypatch, capsys
+):
+  calls, clock = [], [0.0]
+  monkeypatch.setattr(sweep.time, 'monotonic', lambda: clock[0])
+
+  def train(config, workdir):  # 60 s a seed
+    calls.append(('train', config.seed))
+    os.makedirs(os.path.join(workdir, 'checkpoints', str(final)))
+    clock[0] += 60
+
+  def evaluate_run(workdir):  # 15 s an evaluation
+    calls.append(('eval', int(workdir[-1])))
+    clock[0] += 15
+    os.makedirs(os.path.join(workdir, 'eval'), exist_ok=True)
+    with open(os.path.join(workdir, 'eval', 'metrics.json'), 'w') as f:
+      json.dump({'step': final, 'paired_l1': 0.1}, f)
+
+  monkeypatch.setattr(loop, 'train', train)
+  monkeypatch.setattr(evaluate, 'evaluate', evaluate_run)
+  point = sweep_points.make_points(CONFIG, 'tiny', [], [''], {})[0]
+  final = point.config.num_train_steps
+  progress = sweep.Progress(total=4)
+  sweep._run_point(point, str(tmp_path), [0, 1, 2], progress, 'sequential')
+  assert calls == [('train', 0), ('eval', 0), ('train', 1), ('eval', 1), ('train', 2), ('eval', 2)]
+  lines = capsys.readouterr().out.splitlines()
+  assert [line.split('(')[-1] for line in lines] == [
+    '1 min 15 s; ETA 3 min 45 s)',
+    '1 min 15 s; ETA 2 min 30 s)',
+    '1 min 15 s; ETA 1 min 15 s)',
+  ]
+
+
+def test_a_run_stopped_by_sigterm_stops_the_sweep_before_evaluating(tmp_path, monkeypatch):
+  calls = []
+
+  def preempted_train(config, workdir):  # loop.train after SIGTERM: saved step 1, returned
+    calls.append(('train', config.seed))
+    os.makedirs(os.path.join(workdir, 'checkpoints', '1'))
+
+  monkeypatch.setattr(loop, 'train', preempted_train)
+  monkeypatch.setattr(evaluate, 'evaluate', lambda workdir: calls.append(('eval', workdir)))
+  with pytest.raises(sweep.Stopped, match='stopped before step .* rerun the same command'):
+    sweep.run(CONFIG, 'tiny', str(tmp_path / 'w'), 2, seed_mode='sequential')
+  assert calls == [('train', 0)]
