@@ -30,6 +30,7 @@ from input_pipeline import records
 from input_pipeline import sources
 from input_pipeline import splits
 from input_pipeline import synthetic
+from input_pipeline import workers
 from jaxpr_gan import errors
 
 # data.groups: how a model reads its data. 'classes': labelled faces (the conditional family);
@@ -367,7 +368,8 @@ def create_train_dataset(
     # Workers take strided slices and are read round-robin, so examples arrive in the same
     # order for any number of workers; batching (and dropping bad files) stays here.
     ds = ds.mp_prefetch(
-      grain.MultiprocessingOptions(num_workers=data.num_workers, per_worker_buffer_size=64)
+      grain.MultiprocessingOptions(num_workers=data.num_workers, per_worker_buffer_size=64),
+      worker_init_fn=workers.exit_with_parent,
     )
   ds = _ValidBatch(ds, per_process, data, source)
   logging.info(
