@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -64,11 +65,14 @@ def test_a_sigkilled_process_leaves_no_grain_worker(tmp_path):
     stderr=subprocess.PIPE,
     text=True,
   )
+  hung = threading.Timer(120, proc.kill)  # a start that hangs fails the test, not blocks it
+  hung.start()
   try:
     assert proc.stdout.readline().strip() == 'reading', proc.stderr.read()[-3000:]
     children = _children(proc.pid)
     assert children  # the grain worker (and multiprocessing's resource tracker)
   finally:
+    hung.cancel()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
   deadline = time.time() + 20
