@@ -189,16 +189,12 @@ def main(argv):
   if len(argv) < 2:
     raise app.UsageError('give run directories or glob patterns, e.g. "workdirs/stargan_*"')
   f = flags.FLAGS
-  if f.out and storage.is_remote(f.out):
-    storage_check.check_reachable(f.out)
-  elif f.out:
+  if f.out:  # gs://, s3://: whether the bucket can be used
     files.check_folder(os.path.dirname(f.out) or '.', '--out', may_create=True)
   text = table(load_all(expand(argv[1:])), f.metrics)
   print(text, end='')
-  if f.out and storage.is_remote(f.out):
-    storage.write_text(f.out, text)
-  elif f.out:
-    os.makedirs(os.path.dirname(f.out) or '.', exist_ok=True)
+  if f.out:
+    storage.makedirs(os.path.dirname(f.out) or '.')
     files.write_text(f.out, text)
 
 

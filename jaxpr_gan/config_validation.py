@@ -42,8 +42,7 @@ def _is_dir(path: str) -> bool:
   naming the URL when it cannot be reached)."""
   if not path:
     return False
-  if storage.is_remote(path):
-    storage_check.check_reachable(path)
+  storage_check.check_reachable(path)
   return storage.isdir(path)
 
 

@@ -30,7 +30,6 @@ from jaxpr_gan import errors
 from jaxpr_gan import files
 from jaxpr_gan import stats
 from jaxpr_gan import storage
-from jaxpr_gan import storage_check
 from jaxpr_gan import sweep_points
 from jaxpr_gan import workdir_lock
 from jaxpr_gan.evaluation import evaluate
@@ -43,11 +42,8 @@ def check_plan(workdir: str, plan: dict) -> None:
   """Writes W/sweep.json, or checks that the one there holds the same plan."""
   path = storage.join(workdir, 'sweep.json')
   if not storage.exists(path):
-    if storage.is_remote(workdir):
-      storage_check.check_reachable(workdir)
-    else:
-      files.make_writable_folder(workdir, 'the sweep folder', '--workdir')
-    _write_json(path, plan)
+    files.make_writable_folder(workdir, 'the sweep folder', '--workdir')
+    files.write_json(path, plan)
     return
   saved = json.loads(storage.read_text(path))
   differ = [k for k in sorted(set(saved) | set(plan)) if saved.get(k) != plan.get(k)]
@@ -56,11 +52,6 @@ def check_plan(workdir: str, plan: dict) -> None:
       f'{path} holds another plan (its {", ".join(differ)} differ): rerun with the settings it '
       'records, or pass a new --workdir'
     )
-
-
-def _write_json(path: str, value: Any) -> None:
-  """files.write_json on any store (one whole-object PUT on a bucket)."""
-  storage.write_text(path, files.dumps_json(value, indent=1) + '\n')
 
 
 # How a point's seeds train where --seed_mode is 'auto', by backend. On the CPU one run after
@@ -226,10 +217,7 @@ def run(
     raise errors.BadInput(f'--seed_mode {seed_mode!r}: use one of {SEED_MODES}')
   if seeds < 1:
     raise errors.BadInput(f'--seeds {seeds}: train at least one seed')
-  if storage.is_remote(workdir):
-    storage_check.check_reachable(workdir)
-  else:
-    files.check_folder(workdir, '--workdir', may_create=True)
+  files.check_folder(workdir, '--workdir', may_create=True)  # gs://, s3://: reachable
   fixed = dict(fixed) if isinstance(fixed, Mapping) else dict(map(sweep_points.pair, fixed))
   points = sweep_points.make_points(config_file, variant, sets, variants, fixed)
   sweep_points.validate(points)
@@ -265,7 +253,7 @@ def write_results(
   results = stats.summarise(points, values, alpha)
   present = [m for m in main_metrics if m in results['comparisons']]
   results['main_metrics'] = present or sorted(results['comparisons'])[:5]
-  _write_json(storage.join(workdir, 'results.json'), results)
+  files.write_json(storage.join(workdir, 'results.json'), results)
   storage.write_text(storage.join(workdir, 'results.md'), stats.markdown(results))
   return results
 
